@@ -1,0 +1,165 @@
+"""What a user asks for: the conversation, and each model's settings. Validated here.
+
+Messages that fail validation are written for the person who typed the prompt.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+from qwen_dash.specs import ModelSpec
+
+MAX_PROMPT_CHARS = 100_000
+MODES = ("concurrent", "isolated")
+ROLES = ("system", "user", "assistant")
+
+
+class RequestError(ValueError):
+    """A request a user can fix; the message says how."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """One model's generation settings. ``greedy`` ignores the sampling knobs."""
+
+    temperature: float = 0.7
+    top_p: float = 0.8
+    top_k: int = 20
+    min_p: float = 0.0
+    repetition_penalty: float = 1.0
+    max_new_tokens: int = 256
+    seed: int | None = 0
+    greedy: bool = False
+    thinking: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Settings:
+        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        return cls(**known)
+
+
+def recommended_settings(spec: ModelSpec, thinking: bool = False, **overrides: Any) -> Settings:
+    """The model's own recommended sampling, with thinking off unless asked and possible."""
+    thinking = thinking and spec.can_think
+    s = spec.recommended_sampling(thinking)
+    base = Settings(
+        temperature=s.temperature,
+        top_p=s.top_p,
+        top_k=s.top_k,
+        min_p=s.min_p,
+        repetition_penalty=s.repetition_penalty,
+        thinking=thinking,
+    )
+    return replace(base, **overrides)
+
+
+@dataclass(frozen=True)
+class Message:
+    role: str
+    content: str
+
+
+@dataclass
+class CompareRequest:
+    """One prompt (or conversation) for several models at once."""
+
+    messages: list[Message]
+    settings: dict[str, Settings]  # model key -> settings
+    system_prompt: str | None = None
+    mode: str = "concurrent"
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_prompt(
+        cls,
+        prompt: str,
+        settings: dict[str, Settings],
+        system_prompt: str | None = None,
+        mode: str = "concurrent",
+        history: list[Message] | None = None,
+    ) -> CompareRequest:
+        messages = [*(history or []), Message("user", prompt)]
+        return cls(messages=messages, settings=settings, system_prompt=system_prompt, mode=mode)
+
+    @property
+    def prompt(self) -> str:
+        """The last user message: what this turn asks."""
+        for m in reversed(self.messages):
+            if m.role == "user":
+                return m.content
+        return ""
+
+    def chat(self) -> list[dict[str, str]]:
+        """Messages in the form chat templates take, system prompt first."""
+        out = [{"role": "system", "content": self.system_prompt}] if self.system_prompt else []
+        return out + [{"role": m.role, "content": m.content} for m in self.messages]
+
+
+def _check_range(name: str, value: float, low: float, high: float, model: str) -> None:
+    if not (low <= value <= high):
+        raise RequestError(f"{model}: {name} must be between {low:g} and {high:g}, got {value:g}.")
+
+
+def validate_settings(s: Settings, spec: ModelSpec) -> None:
+    m = spec.label
+    if not s.greedy:
+        _check_range("temperature", s.temperature, 0.0, 2.0, m)
+        if s.temperature == 0.0:
+            raise RequestError(f"{m}: temperature 0 means greedy decoding: tick 'greedy' instead.")
+    _check_range("top_p", s.top_p, 0.0, 1.0, m)
+    if s.top_p == 0.0:
+        raise RequestError(f"{m}: top_p must be above 0.")
+    _check_range("top_k", s.top_k, 0, 1000, m)
+    _check_range("min_p", s.min_p, 0.0, 1.0, m)
+    _check_range("repetition_penalty", s.repetition_penalty, 0.5, 2.0, m)
+    if s.max_new_tokens < 1:
+        raise RequestError(f"{m}: max_new_tokens must be at least 1, got {s.max_new_tokens}.")
+    if s.max_new_tokens > spec.max_new_tokens:
+        raise RequestError(
+            f"{m}: max_new_tokens {s.max_new_tokens} is above this model's limit of "
+            f"{spec.max_new_tokens}."
+        )
+    if s.seed is not None and not (0 <= s.seed < 2**32):
+        raise RequestError(f"{m}: seed must be between 0 and 4294967295, got {s.seed}.")
+    if s.thinking and not spec.can_think:
+        raise RequestError(f"{m} cannot think: turn thinking off for it.")
+
+
+def validate_request(req: CompareRequest, specs: dict[str, ModelSpec]) -> None:
+    """Checks that need no tokenizer. Context-window checks happen per model in the worker."""
+    if req.mode not in MODES:
+        raise RequestError(f"Mode must be one of {', '.join(MODES)}, got '{req.mode}'.")
+    if not req.messages:
+        raise RequestError("The conversation is empty: type a prompt.")
+    for msg in req.messages:
+        if msg.role not in ROLES:
+            raise RequestError(f"Unknown message role '{msg.role}'.")
+    if req.messages[-1].role != "user" or not req.messages[-1].content.strip():
+        raise RequestError("The prompt is empty: type something for the models to answer.")
+    total = sum(len(m.content) for m in req.messages) + len(req.system_prompt or "")
+    if total > MAX_PROMPT_CHARS:
+        raise RequestError(
+            f"The prompt is {total:,} characters long; the limit is {MAX_PROMPT_CHARS:,}. "
+            "Shorten it or start a new conversation."
+        )
+    if not req.settings:
+        raise RequestError("No model chosen: pick at least one model.")
+    for key, settings in req.settings.items():
+        if key not in specs:
+            raise RequestError(f"Unknown model '{key}'. Known: {', '.join(specs)}.")
+        validate_settings(settings, specs[key])
+
+
+def check_context(n_in: int, max_new_tokens: int, spec: ModelSpec) -> None:
+    """Prompt tokens plus the tokens asked for must fit the model's context window."""
+    over = n_in + max_new_tokens - spec.context_window
+    if over > 0:
+        raise RequestError(
+            f"{spec.label}: the prompt is {n_in:,} tokens and {max_new_tokens:,} new tokens are "
+            f"asked for, {over:,} tokens beyond the {spec.context_window:,}-token context window. "
+            "Shorten the prompt or lower max new tokens."
+        )
