@@ -6,6 +6,7 @@ is ``None``: never 0, never estimated.
 
 from __future__ import annotations
 
+import itertools
 import statistics
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
@@ -148,7 +149,7 @@ def timing_metrics(
     decode_ns = token_ns[-1] - token_ns[0]
     if n_out > 1 and decode_ns > 0:
         out["decode_tps"] = (n_out - 1) / (decode_ns / 1e9)
-    gaps = [_ms(b - a) for a, b in zip(token_ns, token_ns[1:], strict=False)]
+    gaps = [_ms(b - a) for a, b in itertools.pairwise(token_ns)]
     out["itl_p50_ms"] = statistics.median(gaps) if gaps else None
     out["itl_p95_ms"] = percentile(gaps, 95)
     if n_think is None:

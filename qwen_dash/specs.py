@@ -95,11 +95,7 @@ _SAMPLING_TYPES: dict[str, tuple[type, ...]] = {
 
 def _check_type(path: Path, where: str, value: Any, types: tuple[type, ...]) -> None:
     # bool is an int in Python; a spec that says `top_k = true` is still wrong.
-    if isinstance(value, bool) and bool not in types:
-        ok = False
-    else:
-        ok = isinstance(value, types)
-    if not ok:
+    if (isinstance(value, bool) and bool not in types) or not isinstance(value, types):
         wanted = " or ".join(t.__name__ for t in types)
         raise SpecError(f"{path}: field '{where}' must be {wanted}, got {value!r}")
 

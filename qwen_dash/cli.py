@@ -1,0 +1,182 @@
+"""The command line: ``python -m qwen_dash compare|export|bench ...``."""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import shutil
+import sys
+import textwrap
+from typing import Any
+
+from qwen_dash.defaults import SOURCES, default_source
+from qwen_dash.metrics import METRICS, GenerationResult
+from qwen_dash.request import CompareRequest, RequestError, recommended_settings
+from qwen_dash.specs import SpecError, default_model_keys, load_specs
+
+
+def _source_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--source",
+        choices=SOURCES,
+        default=default_source(),
+        help="where weights come from (default: $QWEN_DASH_SOURCE or auto)",
+    )
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m qwen_dash", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+
+    c = sub.add_parser("compare", help="one prompt to every model, answers side by side")
+    c.add_argument("prompt")
+    _source_arg(c)
+    c.add_argument("--models", help="comma-separated model keys (default: the two Qwen models)")
+    c.add_argument("--mode", choices=("concurrent", "isolated"), default="concurrent")
+    c.add_argument("--thinking", choices=("on", "off"), default="off")
+    c.add_argument("--max-new-tokens", type=int, default=256)
+    c.add_argument("--system", default=None, help="system prompt")
+    c.add_argument("--greedy", action="store_true", help="greedy decoding instead of sampling")
+    c.add_argument("--seed", type=int, default=0)
+    c.add_argument("--json", action="store_true", help="one JSON object per model")
+    c.add_argument("--no-log", action="store_true", help="do not log the run to the database")
+
+    b = sub.add_parser("bench", help="benchmarks that print figures")
+    bsub = b.add_subparsers(dest="bench", required=True)
+    o = bsub.add_parser("overhead", help="engine decode tok/s against bare generate")
+    _source_arg(o)
+    o.add_argument("--models", default=None)
+    o.add_argument("--tokens", type=int, default=64)
+    o.add_argument("--rounds", type=int, default=5)
+    o.add_argument("--json", action="store_true")
+    s = bsub.add_parser("startup", help="worker start time and memory beyond the weights")
+    _source_arg(s)
+    s.add_argument("--models", default=None)
+    s.add_argument("--json", action="store_true")
+    bsub.add_parser("store", help="database speed on N synthetic runs", add_help=False)
+    sub.add_parser("export", help="write logged runs as CSV or JSON Lines", add_help=False)
+    return p
+
+
+def _keys(arg: str | None) -> list[str]:
+    return [k.strip() for k in arg.split(",") if k.strip()] if arg else default_model_keys()
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "n/a"
+    if isinstance(value, float):
+        return f"{value:,.1f}" if abs(value) >= 10 else f"{value:.2f}"
+    if isinstance(value, int) and not isinstance(value, bool):
+        return f"{value:,}"
+    return str(value)
+
+
+def _fmt_metric(name: str, value: Any) -> str:
+    if name.endswith("_bytes") and value is not None:
+        return f"{value / 2**20:,.0f} MiB"
+    return _fmt(value)
+
+
+def print_side_by_side(results: list[GenerationResult], labels: list[str]) -> None:
+    width = shutil.get_terminal_size((120, 24)).columns
+    col = max(30, (width - 3 * (len(results) - 1)) // len(results))
+    blocks = []
+    for label, r in zip(labels, results, strict=True):
+        lines = [f"{label} [{r.source}]", "-" * min(col, 40)]
+        if r.source == "twin":
+            lines.append("TWIN: random weights - timing and memory real, text meaningless")
+        if r.error:
+            lines.append(f"ERROR: {r.error}")
+        if r.reasoning:
+            lines += ["<reasoning>", *textwrap.wrap(r.reasoning, col), "</reasoning>"]
+        for para in (r.text or "").splitlines() or [""]:
+            lines += textwrap.wrap(para, col) or [""]
+        blocks.append([line[:col] for line in lines])
+    for row in itertools.zip_longest(*blocks, fillvalue=""):
+        print(" | ".join(cell.ljust(col) for cell in row).rstrip())
+    print()
+    name_w = max(len(n) for n in METRICS) + 2
+    print("metric".ljust(name_w) + "".join(label[:20].rjust(22) for label in labels))
+    for name in ["status", "finish_reason", "mode", "overlapped", *METRICS]:
+        row = [_fmt_metric(name, getattr(r, name)) for r in results]
+        print(name.ljust(name_w) + "".join(v.rjust(22) for v in row))
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from qwen_dash.pool import ModelPool
+
+    specs = load_specs()
+    keys = _keys(args.models)
+    thinking = args.thinking == "on"
+    try:
+        settings = {
+            k: recommended_settings(
+                specs[k],
+                thinking,
+                max_new_tokens=args.max_new_tokens,
+                greedy=args.greedy,
+                seed=args.seed,
+            )
+            for k in keys
+            if k in specs
+        }
+        request = CompareRequest.from_prompt(args.prompt, settings, args.system, args.mode)
+        with ModelPool(keys, source=args.source) as pool:
+            comparison = pool.compare(request)
+            if not args.json:
+                print(f"Loading {', '.join(keys)} (source {args.source})...", file=sys.stderr)
+            results = comparison.wait()
+    except RequestError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    ordered = [results[k] for k in keys]
+    run_id = None if args.no_log else log_run(request, results, sys.stderr)
+    if args.json:
+        print(json.dumps([r.to_dict() | {"run_id": run_id} for r in ordered], indent=2))
+    else:
+        print_side_by_side(ordered, [specs[k].label for k in keys])
+        if run_id is not None:
+            print(f"\nlogged as run {run_id}")
+    return 0 if all(r.status == "ok" for r in ordered) else 1
+
+
+def log_run(request: CompareRequest, results: dict[str, GenerationResult], err: Any) -> int | None:
+    try:
+        from qwen_dash.store import StoreError, open_store
+    except ImportError:
+        return None
+    try:
+        store = open_store()
+        return store.save_comparison(request, results, kind="cli")
+    except StoreError as exc:
+        print(f"warning: run not logged: {exc}", file=err)
+        return None
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # Sub-commands owned by other modules take their own arguments.
+    if argv[:2] == ["bench", "store"]:
+        from qwen_dash.bench_store import main as bench_store_main
+
+        return bench_store_main(argv[2:]) or 0
+    if argv[:1] == ["export"]:
+        from qwen_dash.export import main as export_main
+
+        return export_main(argv[1:]) or 0
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "compare":
+            return cmd_compare(args)
+        from qwen_dash import bench
+
+        if args.bench == "overhead":
+            return bench.run_overhead(
+                _keys(args.models), args.source, args.tokens, args.rounds, args.json
+            )
+        return bench.run_startup(_keys(args.models), args.source, args.json)
+    except (SpecError, KeyError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
