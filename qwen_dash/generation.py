@@ -338,6 +338,7 @@ class Generator:
             timing_metrics(clock.call_ns, clock.stamps, len(prompt_ids), n_think)
         )
         result.token_times_ms = [round((s - clock.call_ns) / 1e6, 3) for s in clock.stamps]
+        result.output_ids = list(ids)
         decode = self.tokenizer.decode
         if n_think is None:
             result.text = decode(ids, skip_special_tokens=True).strip("\n")

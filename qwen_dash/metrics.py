@@ -78,6 +78,7 @@ class GenerationResult:
     nvml_device_used_bytes: int | None = None
     rss_peak_bytes: int | None = None
     token_times_ms: list[float] = field(default_factory=list)  # each new token, from generate call
+    output_ids: list[int] = field(default_factory=list)  # the generated token ids, for replay
     settings: dict[str, Any] = field(default_factory=dict)
     environment: dict[str, Any] = field(default_factory=dict)
 

@@ -229,6 +229,17 @@ class WorkerHandle:
             callback({"event": "worker_died", "id": job_id, "message": reason})
 
 
+def messages_for(request: CompareRequest, key: str) -> list[dict[str, str]]:
+    """The chat one model is sent. A follow-up turn carries each model's own earlier turns in
+    ``request.meta["histories"][key]`` (the models' answers differ, so their histories do);
+    otherwise every model gets ``request.chat()``."""
+    history = (request.meta.get("histories") or {}).get(key)
+    if history is None:
+        return request.chat()
+    system = [{"role": "system", "content": request.system_prompt}] if request.system_prompt else []
+    return [*system, *history, {"role": "user", "content": request.prompt}]
+
+
 class Comparison:
     """One request answered by several models; events are polled by whoever asked."""
 
@@ -246,6 +257,7 @@ class Comparison:
         self._done = threading.Event()
         self._cancelled = False
         self._timers: list[threading.Timer] = []
+        self._callbacks: list[Callable[[Comparison], None]] = []
 
     def job_id(self, key: str) -> str:
         return f"{self.id}:{key}"
@@ -268,7 +280,7 @@ class Comparison:
         job = {
             "op": "generate",
             "id": self.job_id(key),
-            "messages": self.request.chat(),
+            "messages": messages_for(self.request, key),
             "settings": self.request.settings[key].to_dict(),
             "mode": self.request.mode,
             "threads": self.pool.threads_for(self.request.mode, len(self.model_keys)),
@@ -327,9 +339,27 @@ class Comparison:
         elif self.request.mode == "isolated":
             self._submit_next()
         if len(self.results) == len(self.model_keys):
-            for timer in self._timers:
-                timer.cancel()
+            self._finish()
+
+    def _finish(self) -> None:
+        for timer in self._timers:
+            timer.cancel()
+        with self._lock:
+            callbacks, self._callbacks = self._callbacks, []
             self._done.set()
+        for callback in callbacks:
+            callback(self)
+
+    def on_done(self, callback: Callable[[Comparison], None]) -> None:
+        """Call ``callback(self)`` once every model has answered (at once if they have).
+
+        It runs on a pool thread, whether or not anyone is still polling: this is where a run
+        gets logged, so that a page that is left or rerun mid-stream loses nothing."""
+        with self._lock:
+            if not self._done.is_set():
+                self._callbacks.append(callback)
+                return
+        callback(self)
 
     def _fail_unsubmitted(self, why: str) -> None:
         with self._lock:
@@ -359,7 +389,7 @@ class Comparison:
             nothing_running = len(self._todo) + len(self.results) == len(self.model_keys)
         if nothing_running:
             self._fail_unsubmitted("cancelled before it started")
-            self._done.set()
+            self._finish()
 
     @property
     def done(self) -> bool:
