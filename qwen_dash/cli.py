@@ -8,6 +8,7 @@ import json
 import shutil
 import sys
 import textwrap
+from datetime import UTC, datetime
 from typing import Any
 
 from qwen_dash.defaults import SOURCES, default_source
@@ -55,7 +56,17 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--models", default=None)
     s.add_argument("--json", action="store_true")
     bsub.add_parser("store", help="database speed on N synthetic runs", add_help=False)
-    sub.add_parser("export", help="write logged runs as CSV or JSON Lines", add_help=False)
+    e = sub.add_parser("export", help="write logged runs as CSV or JSON Lines")
+    e.add_argument("--format", choices=("csv", "jsonl"), default="jsonl")
+    e.add_argument("--output", "-o", default="-", help="file to write (default: stdout)")
+    e.add_argument("--text", help="runs whose prompt or outputs contain this text")
+    e.add_argument("--model", action="append", default=[], help="model key (repeatable)")
+    e.add_argument("--source", action="append", default=[], choices=SOURCES[1:])
+    e.add_argument("--since", help="ISO date or time, inclusive (UTC unless it says)")
+    e.add_argument("--until", help="ISO date or time, exclusive")
+    e.add_argument("--tag")
+    e.add_argument("--thinking", choices=("on", "off"))
+    e.add_argument("--mode", choices=("concurrent", "isolated"))
     return p
 
 
@@ -142,6 +153,43 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return 0 if all(r.status == "ok" for r in ordered) else 1
 
 
+def _when(value: str | None, flag: str) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise RequestError(f"{flag} must be an ISO date or time, got '{value}'.") from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from qwen_dash.store import RunFilters, StoreError, open_store
+
+    try:
+        filters = RunFilters(
+            text=args.text,
+            models=tuple(args.model),
+            sources=tuple(args.source),
+            since=_when(args.since, "--since"),
+            until=_when(args.until, "--until"),
+            tag=args.tag,
+            thinking=None if args.thinking is None else args.thinking == "on",
+            mode=args.mode,
+        )
+        store = open_store()
+        if args.output == "-":
+            n = store.export(args.format, filters, sys.stdout)
+        else:
+            with open(args.output, "w", encoding="utf-8", newline="") as out:
+                n = store.export(args.format, filters, out)
+    except (RequestError, StoreError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"exported {n} runs", file=sys.stderr)
+    return 0
+
+
 def log_run(request: CompareRequest, results: dict[str, GenerationResult], err: Any) -> int | None:
     try:
         from qwen_dash.store import StoreError, open_store
@@ -162,14 +210,12 @@ def main(argv: list[str] | None = None) -> int:
         from qwen_dash.bench_store import main as bench_store_main
 
         return bench_store_main(argv[2:]) or 0
-    if argv[:1] == ["export"]:
-        from qwen_dash.export import main as export_main
-
-        return export_main(argv[1:]) or 0
     args = _parser().parse_args(argv)
     try:
         if args.command == "compare":
             return cmd_compare(args)
+        if args.command == "export":
+            return cmd_export(args)
         from qwen_dash import bench
 
         if args.bench == "overhead":
