@@ -156,3 +156,16 @@ def test_every_generated_id_decodes_to_visible_text() -> None:
     assert tok.decode([300, 70_000, 151_000]).count(" ") == 3
     assert tok.decode([151645], skip_special_tokens=True) == ""
     assert tok.decode([151668], skip_special_tokens=True) == "</think>"  # not special, as in Qwen3
+
+
+def test_hub_download_reports_progress_as_fractions() -> None:
+    from qwen_dash.sources import _progress_tqdm
+
+    seen: list[tuple[str, float | None]] = []
+    bar = _progress_tqdm(lambda m, f: seen.append((m, f)), "Qwen/Qwen3-0.6B")(
+        total=200, disable=False
+    )
+    bar.update(50)
+    bar.update(150)
+    bar.close()
+    assert seen == [("Downloading Qwen/Qwen3-0.6B", 0.25), ("Downloading Qwen/Qwen3-0.6B", 1.0)]
