@@ -1,7 +1,8 @@
 """Where the database is, how to connect to it, and bringing it up to date (DESIGN.md, Storage).
 
-Default: SQLite at ``db/qwen_dash.sqlite3`` in the repository (created on first use), in WAL mode,
-with a busy timeout, and with write transactions that begin immediately (``BEGIN IMMEDIATE``), so
+Default: SQLite at ``db/qwen_dash.sqlite3`` in the repository (created on first use), in WAL mode
+with synchronous=NORMAL (``QWEN_DASH_SQLITE_SYNCHRONOUS=FULL`` for power-loss durability), with a
+busy timeout, and with write transactions that begin immediately (``BEGIN IMMEDIATE``), so
 that concurrent writers queue on the lock instead of failing half-way. Any SQLAlchemy URL through
 ``QWEN_DASH_DB_URL``; PostgreSQL (``postgresql+psycopg://...``) runs the same code.
 
@@ -34,9 +35,12 @@ MIGRATIONS_DIR = REPO_DIR / "db"
 DEFAULT_DB_PATH = MIGRATIONS_DIR / "qwen_dash.sqlite3"
 ENV_URL = "QWEN_DASH_DB_URL"
 SQLITE_BUSY_TIMEOUT_MS = 60_000
-# FULL: a saved run survives power loss (one fsync per save). NORMAL: survives an app crash,
-# and the last runs may be lost on power loss; several times faster on slow disks.
+# SQLite's synchronous setting. NORMAL (the default, SQLite's recommendation for WAL): every
+# commit is atomic and consistent and survives an app crash; on power loss or an OS crash the last
+# few commits may be lost (never corrupted). FULL (opt-in): a saved run also survives power loss,
+# at the price of one fsync per save (most of a save's time on a slow disk).
 ENV_SQLITE_SYNC = "QWEN_DASH_SQLITE_SYNCHRONOUS"
+DEFAULT_SQLITE_SYNC = "NORMAL"
 # Execution option that marks an engine whose transactions write (BEGIN IMMEDIATE on SQLite).
 WRITE_OPTION = "qwen_dash_write"
 _PG_MIGRATION_LOCK = 0x5157454E  # pg_advisory_xact_lock key: "QWEN"
@@ -99,7 +103,9 @@ def check_sqlite_location(path: Path) -> None:
 
 
 def sqlite_synchronous() -> str:
-    value = os.environ.get(ENV_SQLITE_SYNC, "FULL").strip().upper()
+    """The synchronous pragma for new SQLite connections: ``$QWEN_DASH_SQLITE_SYNCHRONOUS``
+    (FULL or NORMAL), else NORMAL."""
+    value = (os.environ.get(ENV_SQLITE_SYNC) or DEFAULT_SQLITE_SYNC).strip().upper()
     if value not in ("FULL", "NORMAL"):
         raise StoreError(f"{ENV_SQLITE_SYNC} must be FULL or NORMAL, got '{value}'.")
     return value

@@ -39,6 +39,11 @@ NAMING_CONVENTION = {
 }
 
 RUN_KINDS = ("ui", "cli", "suite", "benchmark")
+BUCKET_KINDS = ("hour", "day")
+# The metrics that trends aggregate (and that trend_rollups keeps p50/p95/mean of), in order.
+TREND_METRICS = ("ttft_ms", "e2e_ms", "decode_tps", "n_out", "peak_memory_bytes")
+# trend_rollups.thinking / .kind value for "all runs" (the rollup over both / every kind).
+ROLLUP_ANY = "*"
 VOTE_WINNERS = ("a", "b", "tie", "both_bad")
 
 # Dialect-specific search structures made by migration 0002; autogenerate ignores them.
@@ -247,3 +252,50 @@ class Vote(Base):
     blind: Mapped[bool] = mapped_column(Boolean, default=True)
 
     run: Mapped[Run] = relationship(back_populates="votes")
+
+
+class TrendRollup(Base):
+    """Trends precomputed per bucket: count and p50/p95/mean of TREND_METRICS (status ok only).
+
+    One row per (bucket kind, bucket start, model, source, mode) and per split: ``thinking`` and
+    ``kind`` each hold a value ("true"/"false", a run kind) or ROLLUP_ANY for all runs, so every
+    generation counts in four rows (percentiles of parts cannot be combined, so each grain the
+    Trends page asks for is kept whole). Saving or deleting a run only marks the (any, any) row of
+    its units ``dirty`` (creating it with count 0 if new); ``qwen_dash.trend_rollup`` recomputes
+    every row of a dirty unit, exactly, before it answers.
+    """
+
+    __tablename__ = "trend_rollups"
+    __table_args__ = (
+        CheckConstraint(f"bucket_kind IN {BUCKET_KINDS!r}", name="bucket_kind"),
+        Index("ix_trend_rollups_dirty_bucket_kind", "dirty", "bucket_kind"),
+    )
+
+    # Key order: what a read asks for first (kind of bucket, split) is a prefix.
+    bucket_kind: Mapped[str] = mapped_column(String(8), primary_key=True)
+    thinking: Mapped[str] = mapped_column(String(8), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16), primary_key=True)
+    bucket: Mapped[datetime] = mapped_column(primary_key=True)
+    model_key: Mapped[str] = mapped_column(String(128), primary_key=True)
+    source: Mapped[str] = mapped_column(String(16), primary_key=True)
+    mode: Mapped[str] = mapped_column(String(16), primary_key=True)
+    dirty: Mapped[bool] = mapped_column(Boolean, default=True)
+    count: Mapped[int] = mapped_column(default=0)
+    ttft_ms_p50: Mapped[float | None]
+    ttft_ms_p95: Mapped[float | None]
+    ttft_ms_mean: Mapped[float | None]
+    e2e_ms_p50: Mapped[float | None]
+    e2e_ms_p95: Mapped[float | None]
+    e2e_ms_mean: Mapped[float | None]
+    decode_tps_p50: Mapped[float | None]
+    decode_tps_p95: Mapped[float | None]
+    decode_tps_mean: Mapped[float | None]
+    n_out_p50: Mapped[float | None]
+    n_out_p95: Mapped[float | None]
+    n_out_mean: Mapped[float | None]
+    peak_memory_bytes_p50: Mapped[float | None]
+    peak_memory_bytes_p95: Mapped[float | None]
+    peak_memory_bytes_mean: Mapped[float | None]
+
+
+ROLLUP_STATS = tuple(f"{m}_{s}" for m in TREND_METRICS for s in ("p50", "p95", "mean"))

@@ -52,6 +52,7 @@ from qwen_dash.request import CompareRequest
 from qwen_dash.schema import (
     RUN_KINDS,
     SEARCH_FIELD_SEPARATOR,
+    TREND_METRICS,
     VOTE_WINNERS,
     Generation,
     Run,
@@ -61,6 +62,7 @@ from qwen_dash.schema import (
     encode_token_times,
     fold,
 )
+from qwen_dash.trend_rollup import RollupQuery, TrendRollups, plan
 
 __all__ = [
     "PAGE_SIZE",
@@ -79,8 +81,6 @@ RECENT_SCAN = 5_000  # newest runs a text search scans before it asks the trigra
 MAX_TAG_CHARS = 64
 Bucket = Literal["hour", "day"]
 ExportFormat = Literal["csv", "jsonl"]
-# The metrics that trends and paired differences aggregate, in display order.
-TREND_METRICS = ("ttft_ms", "e2e_ms", "decode_tps", "n_out", "peak_memory_bytes")
 TREND_KEYS = ("model_key", "source", "mode", "thinking", "kind")
 _GEN_RESULT_COLUMNS = [
     "model_key",
@@ -300,6 +300,12 @@ class Store:
             self.engine.execution_options(**{WRITE_OPTION: True}), expire_on_commit=False
         )
         self._has_fts = self.dialect == "sqlite" and inspect(self.engine).has_table("runs_fts")
+        # Trend rollups (qwen_dash.trend_rollup) on the dialects with an upsert; others go direct.
+        self._rollups = (
+            TrendRollups(self.dialect, self._bucket, self._aggregate)
+            if self.dialect in ("sqlite", "postgresql")
+            else None
+        )
 
     def __repr__(self) -> str:
         return f"Store({describe(self.url)!r})"
@@ -324,6 +330,8 @@ class Store:
         with self.writing() as session:
             session.add(run)
             session.flush()
+            if self._rollups is not None:
+                self._rollups.mark_run(session, run)
             return run.id
 
     def save_comparison(
@@ -454,6 +462,8 @@ class Store:
     def delete_run(self, run_id: int) -> bool:
         """Delete a run with its generations, tags and votes; False when there was none."""
         with self.writing() as session:
+            if self._rollups is not None:
+                self._rollups.mark_run_id(session, run_id)
             return session.execute(delete(Run).where(Run.id == run_id)).rowcount > 0
 
     def add_vote(
@@ -533,11 +543,43 @@ class Store:
         Only generations with status ok count. ``keys`` is any of TREND_KEYS; keep source and
         mode in it (or filter on them) so twins and real weights, concurrent and isolated runs,
         never share a series.
+
+        Answered from the trend rollups when they can answer exactly (see
+        ``qwen_dash.trend_rollup.plan``: the Trends page's queries), after recomputing the
+        buckets that saves and deletes marked dirty; otherwise computed over the generations.
+        Both give the same rows.
         """
         filters = filters or RunFilters()
         unknown = set(keys) - set(TREND_KEYS)
         if unknown:
             raise StoreError(f"Unknown trend keys {sorted(unknown)}; choose from {TREND_KEYS}.")
+        self._bucket(Generation.created_at, bucket)  # validates bucket
+        query = plan(filters, bucket, keys) if self._rollups is not None else None
+        if query is None:
+            return self._direct_trends(filters, bucket, keys)
+        return [TrendRow(*row) for row in self._rollup_trends(query)]
+
+    def _rollup_trends(
+        self, query: RollupQuery
+    ) -> list[tuple[datetime, dict[str, Any], int, dict[str, float | None]]]:
+        """Rollup rows for ``query``: read at once when none is dirty, else refresh then read."""
+        assert self._rollups is not None
+        with self.reading() as session:
+            if not self._rollups.has_dirty(session, query.bucket_kind):
+                return self._rollups.read(session, query)
+        with self.writing() as session:
+            self._rollups.refresh(session, query.bucket_kind)
+            return self._rollups.read(session, query)
+
+    def _aggregate(self, session: Session, base: Any, keys: Sequence[str]) -> list[TrendRow]:
+        """count and p50/p95/mean of TREND_METRICS per group of ``keys`` (first is bucket)."""
+        stmt = self._percentiles(base, keys, TREND_METRICS)
+        return [_trend_row(row, keys[1:]) for row in session.execute(stmt).mappings()]
+
+    def _direct_trends(
+        self, filters: RunFilters, bucket: Bucket, keys: Sequence[str]
+    ) -> list[TrendRow]:
+        """``trends`` computed over the generations themselves (no rollup)."""
         g = Generation
         key_cols = {
             "model_key": g.model_key,

@@ -275,7 +275,7 @@ def test_portable_window_percentiles_agree_with_the_native_ones(
     """The window-function fallback (for databases without a percentile aggregate)."""
     for i, (t, n) in enumerate([(3.0, 9), (1.0, 4), (8.0, None), (2.5, 7), (40.0, 1)]):
         save(store, f"w{i}", at=T0 + timedelta(hours=i % 2), a={"ttft_ms": t, "n_out": n})
-    native = store.trends(bucket="hour")
+    native = store._direct_trends(RunFilters(), "hour", ("model_key", "source", "mode"))
     monkeypatch.setattr(
         Store,
         "_percentiles",
@@ -283,7 +283,7 @@ def test_portable_window_percentiles_agree_with_the_native_ones(
             base, keys, metrics, (50, 95)
         ),
     )
-    portable = store.trends(bucket="hour")
+    portable = store._direct_trends(RunFilters(), "hour", ("model_key", "source", "mode"))
     assert [(r.bucket, r.key, r.count) for r in portable] == [
         (r.bucket, r.key, r.count) for r in native
     ]

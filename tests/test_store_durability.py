@@ -175,3 +175,30 @@ def test_store_is_usable_from_many_threads_at_once(store: Store) -> None:
     with ThreadPoolExecutor(8) as pool:
         assert all(n >= 1 for n in pool.map(work, range(64)))
     assert store.count_runs() == 64
+
+
+@pytest.mark.parametrize(("setting", "expected"), [(None, 1), ("NORMAL", 1), ("full", 2)])
+def test_sqlite_syncs_normal_unless_full_is_asked_for(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, setting: str | None, expected: int
+) -> None:
+    """WAL with synchronous=NORMAL (1) by default; QWEN_DASH_SQLITE_SYNCHRONOUS=FULL gives 2."""
+    if setting is None:
+        monkeypatch.delenv("QWEN_DASH_SQLITE_SYNCHRONOUS", raising=False)
+    else:
+        monkeypatch.setenv("QWEN_DASH_SQLITE_SYNCHRONOUS", setting)
+    store = open_store(f"sqlite:///{tmp_path / 'sync.sqlite3'}")
+    try:
+        with store.reading() as session:
+            assert session.connection().exec_driver_sql("PRAGMA synchronous").scalar() == expected
+            mode = session.connection().exec_driver_sql("PRAGMA journal_mode").scalar()
+            assert mode == "wal"
+    finally:
+        store.close()
+
+
+def test_an_unknown_synchronous_setting_is_a_clear_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("QWEN_DASH_SQLITE_SYNCHRONOUS", "OFF")
+    with pytest.raises(StoreError, match="FULL or NORMAL"):
+        open_store(f"sqlite:///{tmp_path / 'sync.sqlite3'}")
