@@ -1,0 +1,441 @@
+"""Compare: one prompt to every model; the answers stream side by side, then their metrics."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import streamlit as st
+
+from pages._ui import (
+    HISTORY_PAGE,
+    current_user,
+    ensure_entrypoint,
+    finish_note,
+    headline_metrics,
+    model_labels,
+    pool_or_stop,
+    result_status,
+    show_text,
+    source_banner,
+    store_or_none,
+)
+from qwen_dash import live as session
+from qwen_dash.display import fmt_metric, fmt_ms
+from qwen_dash.pool import WorkerStatus
+from qwen_dash.request import MODES, RequestError, Settings
+
+SAMPLING = ("temperature", "top_p", "top_k", "min_p", "repetition_penalty")
+DEFAULT_MAX_NEW_TOKENS = 256
+DRAW_EVERY_S = 0.2
+TICK_EVERY_S = 0.5
+MODE_LABELS = {"concurrent": "Concurrent", "isolated": "Isolated"}
+
+ensure_entrypoint()
+pool = pool_or_stop()
+store, store_error = store_or_none()
+labels = model_labels(pool)
+keys = list(pool.workers)
+specs = pool.specs
+thinkers = [k for k in keys if specs[k].can_think]
+state = st.session_state
+
+
+# ---- settings state ------------------------------------------------------------------------------
+
+
+def _skey(key: str, name: str) -> str:
+    return f"s:{key}:{name}"
+
+
+def _reset_sampling(key: str) -> None:
+    """The model's recommended sampling (for the current thinking switch)."""
+    rec = pool.recommended(key, thinking=bool(state.get("thinking")))
+    for name in SAMPLING:
+        state[_skey(key, name)] = getattr(rec, name)
+    state[_skey(key, "greedy")] = False
+
+
+def _init_state() -> None:
+    state.setdefault("thinking", False)
+    state.setdefault("mode", "concurrent")
+    state.setdefault("max_new_tokens", DEFAULT_MAX_NEW_TOKENS)
+    state.setdefault("system_prompt", "")
+    for key in keys:
+        if _skey(key, "temperature") not in state:
+            _reset_sampling(key)
+        state.setdefault(_skey(key, "seed"), 0)
+
+
+def _thinking_changed() -> None:
+    for key in thinkers:
+        _reset_sampling(key)
+
+
+def _settings() -> dict[str, Settings]:
+    thinking = bool(state.get("thinking"))
+    out = {}
+    for key in keys:
+        seed = state.get(_skey(key, "seed"))
+        out[key] = Settings(
+            temperature=float(state[_skey(key, "temperature")]),
+            top_p=float(state[_skey(key, "top_p")]),
+            top_k=int(state[_skey(key, "top_k")]),
+            min_p=float(state[_skey(key, "min_p")]),
+            repetition_penalty=float(state[_skey(key, "repetition_penalty")]),
+            max_new_tokens=int(state.get("max_new_tokens") or DEFAULT_MAX_NEW_TOKENS),
+            seed=None if seed is None else int(seed),
+            greedy=bool(state.get(_skey(key, "greedy"))),
+            thinking=thinking and specs[key].can_think,
+        )
+    return out
+
+
+# ---- actions (callbacks run before the page is drawn) --------------------------------------------
+
+
+def _running() -> bool:
+    live = state.get("live")
+    return live is not None and not live.done
+
+
+def _send() -> None:
+    if _running():
+        state["compare_error"] = "The models are still answering: wait, or press Stop."
+        return
+    conversation = state.get("conversation") or session.Conversation()
+    previous = state.get("live")
+    if previous is not None:
+        session.finish_turn(conversation, previous)
+    request = session.build_request(
+        state.get("prompt") or "",
+        _settings(),
+        state.get("system_prompt"),
+        state.get("mode") or "concurrent",
+        conversation,
+    )
+    try:
+        live = session.start(pool, request, store, conversation=conversation, user=current_user())
+    except RequestError as exc:
+        state["compare_error"] = str(exc)
+        return
+    state["conversation"] = conversation
+    state["live"] = live
+    state["prompt"] = ""
+
+
+def _stop() -> None:
+    live = state.get("live")
+    if live is not None and not live.done:
+        live.cancel()
+
+
+def _new_conversation() -> None:
+    _stop()
+    state.pop("live", None)
+    state.pop("conversation", None)
+
+
+# ---- drawing -------------------------------------------------------------------------------------
+
+
+def _waiting_text(key: str, column: session.ColumnState, status: WorkerStatus) -> str:
+    if status.state in ("starting", "loading"):
+        return f"Waiting for {labels[key]} to load: {status.message or 'starting'}…"
+    if column.state == "queued":
+        return f"Queued: {labels[key]} is finishing another request."
+    return "Waits for the other model to finish first (isolated mode)."
+
+
+def _draw_status(slot: Any, key: str, column: session.ColumnState, live: Any) -> None:
+    """One element in the slot, always: a stale second element would linger, greyed out."""
+    status = pool.status()[key]
+    if column.state in ("waiting", "queued"):
+        text = _waiting_text(key, column, status)
+        if status.state in ("starting", "loading"):
+            slot.progress(status.fraction or 0.0, text=text)
+        else:
+            slot.caption(text)
+    elif column.state == "running":
+        elapsed = time.monotonic() - live.started
+        stop = " · stopping…" if live.stop_requested else ""
+        slot.caption(f"Streaming · {column.n_tokens} tokens · {elapsed:.1f} s{stop}")
+    elif column.result is not None and column.result.status != "ok":
+        with slot.container():
+            result_status(column.result)
+    else:
+        slot.empty()
+
+
+def _expected_source(key: str, live: Any) -> str | None:
+    """What the column's weights are: the answer's source, the loaded worker's, or the one
+    asked for (known before loading unless it is auto)."""
+    result = live.columns[key].result if live else None
+    if result is not None:
+        return result.source
+    status = pool.status()[key]
+    if status.source:
+        return status.source
+    return pool.source if pool.source != "auto" else None
+
+
+def _draw_banner(slot: Any, key: str, live: Any) -> None:
+    source = _expected_source(key, live)
+    if source:
+        with slot.container():
+            source_banner(source)
+
+
+def _draw_reasoning(key: str, column: session.ColumnState) -> None:
+    if not column.has_reasoning:
+        return
+    n = column.reasoning_tokens
+    took = column.reasoning_ms
+    title = f"Reasoning · {n if n is not None else 'n/a'} tokens · {fmt_ms(took)}"
+    with st.expander(title, expanded=False, icon=":material/psychology:"):
+        show_text(column.reasoning, empty="(no reasoning text)")
+
+
+def _draw_column(key: str, slots: dict[str, object], live: session.LiveComparison) -> None:
+    column = live.columns[key]
+    _draw_banner(slots["banner"], key, live)
+    _draw_status(slots["status"], key, column, live)
+    with slots["reasoning"].container():  # type: ignore[attr-defined]
+        _draw_reasoning(key, column)
+    with slots["answer"].container():  # type: ignore[attr-defined]
+        placeholder = "…" if column.state != "done" else "(no answer)"
+        show_text(column.answer, empty=placeholder)
+    if column.result is not None:
+        with slots["metrics"].container():  # type: ignore[attr-defined]
+            headline_metrics(column.result)
+            finish_note(column.result)
+
+
+def _you(prompt: str) -> None:
+    with st.chat_message("user", avatar=":material/person:"):
+        show_text(prompt)
+
+
+def _past_answer(turn: session.Turn, key: str) -> None:
+    result = turn.results.get(key)
+    if result is None:
+        st.caption("No answer.")
+        return
+    if result.reasoning is not None:
+        with st.expander(f"Reasoning · {fmt_metric('n_think', result.n_think)} tokens"):
+            show_text(result.reasoning)
+    show_text(result.text, empty=result.error or "(no answer)")
+    st.caption(
+        f"TTFT {fmt_metric('ttft_ms', result.ttft_ms)} · "
+        f"{fmt_metric('decode_tps', result.decode_tps)} · "
+        f"{fmt_metric('n_out', result.n_out)} tokens out"
+    )
+
+
+def _settings_panel() -> None:
+    max_tokens = min(specs[k].max_new_tokens for k in keys)
+    top = st.columns([1, 3])
+    top[0].number_input(
+        "Max new tokens",
+        1,
+        max_tokens,
+        step=32,
+        key="max_new_tokens",
+        persist_state="session",
+    )
+    top[1].text_area(
+        "System prompt (optional)",
+        key="system_prompt",
+        height=68,
+        placeholder="e.g. You are a concise assistant.",
+        persist_state="session",
+    )
+    st.caption("Sampling starts at each model's own recommended settings.")
+    for key, col in zip(keys, st.columns(len(keys), gap="large"), strict=True):
+        with col:
+            with st.container(horizontal=True, vertical_alignment="center"):
+                st.markdown(f"**{labels[key]}**")
+                st.button(
+                    "Reset to recommended",
+                    key=f"reset:{key}",
+                    on_click=_reset_sampling,
+                    args=(key,),
+                    type="tertiary",
+                    icon=":material/restart_alt:",
+                )
+            greedy = st.checkbox(
+                "Greedy decoding", key=_skey(key, "greedy"), persist_state="session"
+            )
+            a, b, c = st.columns(3)
+            a.number_input(
+                "Temperature",
+                0.0,
+                2.0,
+                step=0.05,
+                key=_skey(key, "temperature"),
+                disabled=greedy,
+                persist_state="session",
+            )
+            b.number_input(
+                "Top p",
+                0.0,
+                1.0,
+                step=0.05,
+                key=_skey(key, "top_p"),
+                disabled=greedy,
+                persist_state="session",
+            )
+            c.number_input(
+                "Top k",
+                0,
+                1000,
+                step=1,
+                key=_skey(key, "top_k"),
+                disabled=greedy,
+                persist_state="session",
+            )
+            a.number_input(
+                "Min p",
+                0.0,
+                1.0,
+                step=0.01,
+                key=_skey(key, "min_p"),
+                disabled=greedy,
+                persist_state="session",
+            )
+            b.number_input(
+                "Repetition penalty",
+                0.5,
+                2.0,
+                step=0.05,
+                key=_skey(key, "repetition_penalty"),
+                persist_state="session",
+            )
+            c.number_input(
+                "Seed", 0, 2**32 - 1, step=1, key=_skey(key, "seed"), persist_state="session"
+            )
+
+
+def _prompt_box(following_up: bool, running: bool) -> None:
+    conversation = state.get("conversation")
+    done = len(conversation.turns) if conversation else 0
+    next_turn = done + (1 if state.get("live") else 0) + 1
+    label = f"Follow-up message (turn {next_turn})" if following_up else "Prompt"
+    with st.container(border=True):
+        st.text_area(label, key="prompt", height=72, placeholder="Ask both models something…")
+        with st.container(horizontal=True, vertical_alignment="center", gap="small"):
+            st.button("Send", key="run", type="primary", icon=":material/send:", on_click=_send)
+            st.button(
+                "Stop", key="stop", icon=":material/stop:", on_click=_stop, disabled=not running
+            )
+            st.button(
+                "New conversation",
+                key="new_conversation",
+                icon=":material/add_comment:",
+                on_click=_new_conversation,
+                disabled=not following_up,
+            )
+            st.space("stretch")
+            if thinkers:
+                st.toggle(
+                    f"Thinking ({', '.join(labels[k] for k in thinkers)})",
+                    key="thinking",
+                    on_change=_thinking_changed,
+                    persist_state="session",
+                    help="Qwen3's thinking switch (enable_thinking). Its reasoning is shown "
+                    "apart from the answer. Models that cannot think ignore it.",
+                )
+            st.segmented_control(
+                "Mode",
+                MODES,
+                key="mode",
+                required=True,
+                format_func=MODE_LABELS.get,
+                persist_state="session",
+                label_visibility="collapsed",
+                help="Concurrent: both at once (what you watch). Isolated: one after the "
+                "other, each with every core (fair latency).",
+            )
+        n = state.get("max_new_tokens") or DEFAULT_MAX_NEW_TOKENS
+        with st.expander(
+            f"Settings: up to {n:,} new tokens, system prompt, sampling",
+            key="settings_expander",
+            icon=":material/tune:",
+        ):
+            _settings_panel()
+
+
+# ---- the page ------------------------------------------------------------------------------------
+
+_init_state()
+live: session.LiveComparison | None = state.get("live")
+conversation: session.Conversation | None = state.get("conversation")
+following_up = live is not None
+
+st.title("Compare", anchor=False)
+st.caption("One prompt, every model, side by side. Every run is logged to History.")
+if store_error:
+    st.warning(f"Runs are not being logged: {store_error}", icon=":material/warning:")
+_prompt_box(following_up, _running())
+if error := state.pop("compare_error", None):
+    st.error(error, icon=":material/error:")
+
+statuses = pool.status()
+gap = "large"
+banners: dict[str, Any] = {}
+for key, col in zip(keys, st.columns(len(keys), gap=gap), strict=True):
+    with col:
+        status = statuses[key]
+        st.subheader(labels[key], anchor=False)
+        banners[key] = st.empty()
+        _draw_banner(banners[key], key, live)
+        if status.state in ("failed", "dead") and status.error:
+            st.error(status.error + " It is restarted on the next prompt.", icon=":material/error:")
+for turn in conversation.turns if conversation else []:
+    _you(turn.prompt)
+    for key, col in zip(keys, st.columns(len(keys), gap=gap), strict=True):
+        with col:
+            _past_answer(turn, key)
+    st.divider()
+slots: dict[str, dict[str, object]] = {}
+if live is not None:
+    _you(live.request.prompt)
+for key, col in zip(keys, st.columns(len(keys), gap=gap), strict=True):
+    with col, st.container(key=f"output-{key}"):
+        if live is None:
+            st.caption("The answer appears here.")
+        else:
+            slots[key] = {n: st.empty() for n in ("status", "reasoning", "answer", "metrics")}
+            slots[key]["banner"] = banners[key]
+
+footer = st.empty()
+if live is not None:
+    for key in keys:
+        _draw_column(key, slots[key], live)
+    last_draw = last_tick = time.monotonic()
+    while not live.done:
+        changed = live.pump(0.1)
+        now = time.monotonic()
+        if changed and now - last_draw >= DRAW_EVERY_S:
+            for key in keys:
+                _draw_column(key, slots[key], live)
+            last_draw = last_tick = now
+        elif now - last_tick >= TICK_EVERY_S:  # the elapsed clock; lets Stop interrupt the loop
+            for key in keys:
+                _draw_banner(slots[key]["banner"], key, live)
+                _draw_status(slots[key]["status"], key, live.columns[key], live)
+            last_tick = now
+    live.pump(0)
+    for key in keys:
+        _draw_column(key, slots[key], live)
+    live.wait_logged()
+    with footer.container():
+        if live.run_id is not None:
+            st.page_link(
+                HISTORY_PAGE,
+                label=f"Logged as run #{live.run_id}: open it in History",
+                icon=":material/history:",
+                query_params={"run": str(live.run_id)},
+            )
+        elif live.log_error:
+            st.warning(f"This run was not logged: {live.log_error}", icon=":material/warning:")

@@ -1,0 +1,311 @@
+"""History: every logged run, searchable; a run's own page at ?run=<id>, shareable by URL."""
+
+from __future__ import annotations
+
+import io
+import math
+from typing import Any
+
+import streamlit as st
+
+from pages._ui import (
+    COMPARE_PAGE,
+    current_user,
+    ensure_entrypoint,
+    finish_note,
+    model_labels,
+    pool_or_stop,
+    result_status,
+    run_filters,
+    show_text,
+    source_banner,
+    store_or_stop,
+    user_zone,
+)
+from qwen_dash import live as session
+from qwen_dash.diff import side_markdown, similarity, word_diff
+from qwen_dash.display import fmt_metric
+from qwen_dash.request import RequestError
+from qwen_dash.runs_view import (
+    environment_table,
+    metrics_table,
+    runs_table,
+    settings_table,
+)
+from qwen_dash.store import PAGE_SIZE, RunFilters, Store, StoreError
+
+ensure_entrypoint()
+RUN_COLUMNS = ("run", "when", "prompt", "source", "mode", "thinking", "tags", "user", "status")
+
+pool = pool_or_stop()
+store = store_or_stop()
+labels = {**model_labels(pool)}
+state = st.session_state
+
+
+# ---- the list ------------------------------------------------------------------------------------
+
+
+def _export(store: Store, fmt: str, filters: RunFilters) -> bytes:
+    out = io.StringIO()
+    store.export(fmt, filters, out)  # type: ignore[arg-type]
+    return out.getvalue().encode("utf-8")
+
+
+def _open(run_id: int) -> None:
+    st.query_params["run"] = str(run_id)
+
+
+def list_view() -> None:
+    st.title("History", anchor=False)
+    st.caption("Every logged run, newest first. Select a row to open it.")
+    filters = run_filters(store, labels, "h_", text=True)
+    total = store.count_runs(filters)
+    if total == 0:
+        if store.count_runs() == 0:
+            st.info(
+                "No runs logged yet: send a prompt on the Compare page.",
+                icon=":material/lightbulb:",
+            )
+            st.page_link(COMPARE_PAGE, label="Go to Compare", icon=":material/compare_arrows:")
+        else:
+            st.info("No run matches these filters.", icon=":material/search:")
+        return
+    pages = max(1, math.ceil(total / PAGE_SIZE))
+    page = 1
+    with st.container(horizontal=True, vertical_alignment="center"):
+        st.markdown(f"**{total:,}** run{'s' if total != 1 else ''}")
+        st.space("stretch")
+        st.download_button(
+            "CSV",
+            lambda: _export(store, "csv", filters),
+            file_name="qwen-dash-runs.csv",
+            mime="text/csv",
+            icon=":material/download:",
+            key="export_csv",
+            on_click="ignore",
+        )
+        st.download_button(
+            "JSON Lines",
+            lambda: _export(store, "jsonl", filters),
+            file_name="qwen-dash-runs.jsonl",
+            mime="application/x-ndjson",
+            icon=":material/download:",
+            key="export_jsonl",
+            on_click="ignore",
+        )
+    if pages > 1:
+        if state.get("h_page", 1) > pages:  # fewer pages since the filters changed
+            state["h_page"] = 1
+        page = st.pagination(pages, key="h_page")
+    result = store.list_runs(filters, page=page - 1)
+    table = runs_table(result.runs, labels, user_zone())
+    selection = st.dataframe(
+        table,
+        hide_index=True,
+        key="runs_table",
+        on_select="rerun",
+        selection_mode="single-row",
+        column_order=RUN_COLUMNS,
+        column_config={
+            "run": st.column_config.NumberColumn("Run", format="#%d", width=55),
+            "when": st.column_config.TextColumn("When", width=118),
+            "prompt": st.column_config.TextColumn("Prompt", width=250),
+            "source": st.column_config.TextColumn("Source", width=70),
+            "mode": st.column_config.TextColumn("Mode", width=85),
+            "thinking": st.column_config.CheckboxColumn("Thinking", width=65),
+            "tags": st.column_config.ListColumn("Tags", width=90),
+            "user": st.column_config.TextColumn("User", width=75),
+            "status": st.column_config.TextColumn("Status", width=65),
+        },
+    )
+    rows = selection.selection.rows if selection else []  # type: ignore[union-attr]
+    if rows:
+        _open(int(table.iloc[rows[0]]["run"]))
+        st.rerun()
+
+
+# ---- one run -------------------------------------------------------------------------------------
+
+
+def _back() -> None:
+    st.query_params.clear()
+
+
+def _rerun(run_id: int) -> None:
+    """Start the same request again; the Compare page then shows it streaming."""
+    run = store.get_run(run_id)
+    if run is None:
+        state["history_error"] = f"There is no run #{run_id}."
+        return
+    try:
+        request = session.request_from_run(run, list(pool.workers))
+        conversation = session.Conversation(system_prompt=run.system_prompt)
+        live = session.start(pool, request, store, conversation=conversation, user=current_user())
+    except RequestError as exc:
+        state["history_error"] = str(exc)
+        return
+    _apply_settings(request)
+    state["conversation"] = conversation
+    state["live"] = live
+    state["goto_compare"] = True
+
+
+def _delete(run_id: int) -> None:
+    store.delete_run(run_id)
+    st.query_params.clear()
+    st.toast(f"Run #{run_id} deleted.", icon=":material/delete:")
+
+
+def _apply_settings(request: Any) -> None:
+    """Show the rerun's settings on the Compare page."""
+    state["mode"] = request.mode
+    first = next(iter(request.settings.values()))
+    state["max_new_tokens"] = first.max_new_tokens
+    state["thinking"] = any(s.thinking for s in request.settings.values())
+    state["system_prompt"] = request.system_prompt or ""
+    for key, s in request.settings.items():
+        for name in ("temperature", "top_p", "top_k", "min_p", "repetition_penalty", "greedy"):
+            state[f"s:{key}:{name}"] = getattr(s, name)
+        state[f"s:{key}:seed"] = s.seed
+
+
+def _answers(run: Any) -> None:
+    gens = run.generations
+    show_diff = len(gens) == 2 and st.toggle(
+        "Word diff",
+        key="diff",
+        help="Words only in the left answer in red, only in the right answer in green.",
+    )
+    if show_diff:
+        a, b = gens
+        st.caption(f"The answers share {similarity(a.text, b.text):.0%} of their words.")
+        segments = word_diff(a.text, b.text)
+    for i, (g, col) in enumerate(zip(gens, st.columns(len(gens), gap="large"), strict=True)):
+        with col:
+            st.subheader(labels.get(g.model_key, g.model_key), anchor=False)
+            source_banner(g.source)
+            result_status(g)
+            finish_note(g)
+            if g.reasoning is not None:
+                title = f"Reasoning · {fmt_metric('n_think', g.n_think)} tokens"
+                with st.expander(title, icon=":material/psychology:"):
+                    show_text(g.reasoning, empty="(no reasoning text)")
+            with st.container(key=f"output-{g.model_key}"):
+                if show_diff:
+                    with st.container(border=True):
+                        st.markdown(side_markdown(segments, "ab"[i]))
+                else:
+                    show_text(g.text, empty="(no answer)")
+
+
+def _save_tags_and_notes(run_id: int) -> None:
+    try:
+        store.set_tags(run_id, state.get(f"tags-{run_id}") or [])
+        store.set_notes(run_id, state.get(f"notes-{run_id}") or None)
+    except StoreError as exc:
+        state["history_error"] = str(exc)
+    else:
+        st.toast("Tags and notes saved.", icon=":material/check_circle:")
+
+
+def _tags_and_notes(run: Any) -> None:
+    options = sorted(set(store.filter_options()["tags"]) | set(run.tags))
+    st.multiselect(
+        "Tags",
+        options,
+        default=run.tags,
+        key=f"tags-{run.id}",
+        accept_new_options=True,
+        placeholder="Add a tag and press Enter",
+    )
+    st.text_area("Notes", value=run.notes or "", height=100, key=f"notes-{run.id}")
+    st.button(
+        "Save tags and notes",
+        key="save_notes",
+        icon=":material/save:",
+        on_click=_save_tags_and_notes,
+        args=(run.id,),
+    )
+
+
+def _actions(run: Any) -> None:
+    with st.container(horizontal=True):
+        st.button(
+            "Rerun with the same settings",
+            icon=":material/replay:",
+            key="rerun",
+            on_click=_rerun,
+            args=(run.id,),
+        )
+        with st.popover("Delete", icon=":material/delete:"):
+            st.write(f"Delete run #{run.id} and its answers? This cannot be undone.")
+            st.button(
+                "Delete this run", type="primary", key="delete", on_click=_delete, args=(run.id,)
+            )
+    if error := state.pop("history_error", None):
+        st.error(error, icon=":material/error:")
+
+
+def _earlier_turns(run: Any) -> None:
+    """A follow-up's conversation so far, as each model saw it (their answers differ)."""
+    histories = (run.meta or {}).get("histories") or {}
+    if not any(histories.values()):
+        return
+    turns = max(len(h) for h in histories.values()) // 2
+    with st.expander(f"Earlier turns of this conversation ({turns})", icon=":material/forum:"):
+        for key, col in zip(histories, st.columns(len(histories)), strict=True):
+            with col:
+                st.markdown(f"**{labels.get(key, key)}**")
+                for message in histories[key]:
+                    st.caption("You" if message["role"] == "user" else "Answer")
+                    show_text(message["content"])
+
+
+def run_view(run_id: int) -> None:
+    st.button("All runs", icon=":material/arrow_back:", on_click=_back, type="tertiary")
+    run = store.get_run(run_id)
+    if run is None:
+        st.error(
+            f"There is no run #{run_id}: it was deleted, or the link is wrong.",
+            icon=":material/search:",
+        )
+        return
+    st.title(f"Run #{run.id}", anchor=False)
+    when = run.created_at.astimezone(user_zone()).strftime("%Y-%m-%d %H:%M:%S %Z")
+    facts = [when, f"mode {run.mode}", f"thinking {'on' if run.thinking else 'off'}"]
+    facts += [f"by {run.user}"] if run.user else []
+    facts += [f"turn {run.turn + 1} of a conversation"] if run.turn else []
+    facts += [f"rerun of #{run.meta['rerun_of']}"] if (run.meta or {}).get("rerun_of") else []
+    st.caption(" · ".join(facts))
+    _actions(run)
+    if run.system_prompt:
+        st.markdown("**System prompt**")
+        show_text(run.system_prompt)
+    _earlier_turns(run)
+    st.markdown("**Prompt**")
+    show_text(run.prompt)
+    _answers(run)
+    st.subheader("Metrics", anchor=False)
+    st.dataframe(metrics_table(run.generations, labels), height="content")
+    left, right = st.columns(2, gap="large")
+    with left:
+        st.subheader("Tags and notes", anchor=False)
+        _tags_and_notes(run)
+    with right:
+        st.subheader("Settings and environment", anchor=False)
+        st.dataframe(settings_table(run.generations, labels), height="content")
+        with st.expander("Environment"):
+            st.dataframe(environment_table(run.generations, labels), height="content")
+
+
+if state.pop("goto_compare", False):
+    st.switch_page(COMPARE_PAGE)
+raw = st.query_params.get("run")
+if raw is None:
+    list_view()
+elif raw.isdigit():
+    run_view(int(raw))
+else:
+    st.button("All runs", icon=":material/arrow_back:", on_click=_back, type="tertiary")
+    st.error(f"'{raw}' is not a run number.", icon=":material/search:")

@@ -1,0 +1,59 @@
+"""Models: the seed note's comparison table, live; one column per model."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from pages._ui import ensure_entrypoint, model_labels, pool_or_stop, store_or_none
+from qwen_dash.analytics import load_generations
+from qwen_dash.charts import generations_frame
+from qwen_dash.display import is_random_source, source_label
+from qwen_dash.models_table import SECTIONS, SPEED_PAGES_NOTE, comparison_table, kv_ratio
+
+ensure_entrypoint()
+pool = pool_or_stop()
+store, store_error = store_or_none()
+labels = model_labels(pool)
+specs = {k: pool.specs[k] for k in pool.workers}
+statuses = pool.status()
+infos = {k: s.info for k, s in statuses.items()}
+
+st.title("Models", anchor=False)
+st.caption(
+    "The research note's comparison, live: facts counted from the models loaded in this server, "
+    "speed and memory measured here from logged runs, beside the figures the note and Qwen's "
+    "official pages quote."
+)
+random = {labels[k]: s.source for k, s in statuses.items() if is_random_source(s.source)}
+if random:
+    names = ", ".join(f"{label} ({source_label(src)})" for label, src in random.items())
+    st.warning(
+        f"Random weights: {names}. Counts, layers and heads are those of the loaded model: a "
+        "twin has the real architecture, a tiny test model does not.",
+        icon=":material/warning:",
+    )
+loading = [labels[k] for k, s in statuses.items() if s.state != "ready"]
+if loading:
+    st.info(f"Still loading: {', '.join(loading)}. Their counted facts appear once loaded.")
+if store_error:
+    st.warning(f"The database cannot be opened, so nothing measured is shown: {store_error}")
+    generations = generations_frame([], labels)
+else:
+    generations = load_generations(store, None, labels)  # type: ignore[arg-type]
+
+table = comparison_table(specs, infos, generations)
+for section in SECTIONS:
+    st.subheader(section.split(" (")[0], anchor=False)
+    if section.startswith("Measured"):
+        st.caption(
+            "Medians of the answers logged here with the weights this server loaded, per timing "
+            "mode (isolated: one model at a time, fair latency)."
+        )
+    elif section.startswith("Qwen's"):
+        st.caption(section[len("Qwen's official speed pages ") :].strip("()"))
+        st.info(SPEED_PAGES_NOTE, icon=":material/info:")
+    part = table.xs(section, level="section").rename_axis(None)
+    st.table(part, border="horizontal")
+
+if ratio := kv_ratio(specs):
+    st.caption(f"KV cache: {ratio} (2 x layers x KV heads x head dim x 2 bytes in bf16).")

@@ -1,0 +1,119 @@
+"""Trends: how the models differ over time, from every logged run (plotly)."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from pages._ui import (
+    COMPARE_PAGE,
+    ensure_entrypoint,
+    model_labels,
+    pool_or_stop,
+    run_filters,
+    store_or_stop,
+)
+from qwen_dash import charts
+from qwen_dash.analytics import MAX_RUNS, load_generations
+from qwen_dash.display import NA
+
+ensure_entrypoint()
+pool = pool_or_stop()
+store = store_or_stop()
+labels = model_labels(pool)
+
+st.title("Trends", anchor=False)
+st.caption(
+    "One line per model, weights source and timing mode: twins and real weights, concurrent "
+    "and isolated runs are never mixed in one series. Answers that failed or were stopped are "
+    "left out."
+)
+filters = run_filters(store, labels, "t_", text=False)
+bucket = st.segmented_control(
+    "Group by",
+    ["hour", "day"],
+    key="t_bucket",
+    default="day",
+    required=True,
+    persist_state="session",
+)
+
+frame = load_generations(store, filters, labels)
+ok = frame[frame["status"] == "ok"] if not frame.empty else frame
+if ok.empty:
+    st.info(
+        "Nothing to chart yet: no answer matches these filters. Send a prompt on the Compare "
+        "page (or widen the filters) and the charts fill in.",
+        icon=":material/monitoring:",
+    )
+    st.page_link(COMPARE_PAGE, label="Go to Compare", icon=":material/compare_arrows:")
+    st.stop()
+
+trend = charts.trend_frame(store.trends(filters, bucket=bucket or "day"), labels)
+over_time, spread, paired, memory = st.tabs(
+    ["Over time", "Distributions", "A - B", "Memory vs input"]
+)
+
+with over_time:
+    st.dataframe(
+        charts.summary_table(ok, list(charts.TREND_CHARTS)), hide_index=True, height="content"
+    )
+    left, right = st.columns(2)
+    for i, metric in enumerate(charts.TREND_CHARTS):
+        with left if i % 2 == 0 else right:
+            st.plotly_chart(
+                charts.trend_figure(trend, metric, bucket or "day"), key=f"trend-{metric}"
+            )
+
+with spread:
+    st.caption(f"Every answer of the newest {MAX_RUNS:,} matching runs.")
+    left, right = st.columns(2)
+    for i, metric in enumerate(charts.TREND_CHARTS):
+        with left if i % 2 == 0 else right:
+            st.plotly_chart(charts.distribution_figure(ok, metric), key=f"dist-{metric}")
+    st.plotly_chart(charts.output_length_figure(ok), key="output-length")
+
+with paired:
+    keys = list(labels)
+    if len(keys) < 2:
+        st.info("Paired differences need two models.")
+    else:
+        a_col, b_col, _ = st.columns([1, 1, 2])
+        model_a = a_col.selectbox("Model A", keys, index=0, format_func=labels.get, key="t_a")
+        model_b = b_col.selectbox("Model B", keys, index=1, format_func=labels.get, key="t_b")
+        diffs = charts.paired_frame(store.paired_differences(model_a, model_b, filters))
+        if model_a == model_b:
+            st.info("Pick two different models.")
+        elif diffs.empty:
+            st.info("No run where both answered yet.", icon=":material/monitoring:")
+        else:
+            la, lb = labels[model_a], labels[model_b]
+            st.caption(
+                f"Each point is one run where both answered: {la} minus {lb}. Above zero: {la} "
+                f"was higher (slower to first token, faster decoding, more memory). Colour "
+                f"separates the weights sources and the timing mode."
+            )
+            left, right = st.columns(2)
+            for i, metric in enumerate(charts.TREND_CHARTS):
+                with left if i % 2 == 0 else right:
+                    fig = charts.paired_figure(diffs, metric, la, lb)
+                    st.plotly_chart(fig, key=f"paired-{metric}")
+
+with memory:
+    kv = {k: pool.specs[k].kv_bytes_per_token() for k in labels}
+    facts = " · ".join(f"{labels[k]}: {v:,} B/token (bf16)" if v else NA for k, v in kv.items())
+    st.caption(
+        f"KV cache per token, from the architectures: {facts}. Qwen3-0.6B's grows 9.3 times "
+        "faster than Qwen2.5-0.5B's, so long prompts cost it much more memory. Points: every "
+        f"answer of the newest {MAX_RUNS:,} matching runs."
+    )
+    st.plotly_chart(charts.memory_vs_input_figure(ok), key="memory-vs-input")
+    slopes = charts.memory_slopes(ok)
+    st.dataframe(
+        slopes,
+        hide_index=True,
+        column_config={
+            "bytes_per_input_token": st.column_config.NumberColumn(
+                "Measured bytes per input token", format="%,.0f"
+            )
+        },
+    )
