@@ -229,17 +229,6 @@ class WorkerHandle:
             callback({"event": "worker_died", "id": job_id, "message": reason})
 
 
-def messages_for(request: CompareRequest, key: str) -> list[dict[str, str]]:
-    """The chat one model is sent. A follow-up turn carries each model's own earlier turns in
-    ``request.meta["histories"][key]`` (the models' answers differ, so their histories do);
-    otherwise every model gets ``request.chat()``."""
-    history = (request.meta.get("histories") or {}).get(key)
-    if history is None:
-        return request.chat()
-    system = [{"role": "system", "content": request.system_prompt}] if request.system_prompt else []
-    return [*system, *history, {"role": "user", "content": request.prompt}]
-
-
 class Comparison:
     """One request answered by several models; events are polled by whoever asked."""
 
@@ -280,7 +269,7 @@ class Comparison:
         job = {
             "op": "generate",
             "id": self.job_id(key),
-            "messages": messages_for(self.request, key),
+            "messages": self.request.chat_for(key),
             "settings": self.request.settings[key].to_dict(),
             "mode": self.request.mode,
             "threads": self.pool.threads_for(self.request.mode, len(self.model_keys)),

@@ -98,6 +98,16 @@ class CompareRequest:
         out = [{"role": "system", "content": self.system_prompt}] if self.system_prompt else []
         return out + [{"role": m.role, "content": m.content} for m in self.messages]
 
+    def chat_for(self, key: str) -> list[dict[str, str]]:
+        """The chat one model is sent. A follow-up turn carries each model's own earlier turns in
+        ``meta["histories"][key]`` (the models' answers differ, so their histories do);
+        otherwise every model gets ``chat()``."""
+        history = (self.meta.get("histories") or {}).get(key)
+        if history is None:
+            return self.chat()
+        system = [{"role": "system", "content": self.system_prompt}] if self.system_prompt else []
+        return [*system, *history, {"role": "user", "content": self.prompt}]
+
 
 def _check_range(name: str, value: float, low: float, high: float, model: str) -> None:
     if not (low <= value <= high):
@@ -140,14 +150,14 @@ def validate_request(req: CompareRequest, specs: dict[str, ModelSpec]) -> None:
             raise RequestError(f"Unknown message role '{msg.role}'.")
     if req.messages[-1].role != "user" or not req.messages[-1].content.strip():
         raise RequestError("The prompt is empty: type something for the models to answer.")
-    total = sum(len(m.content) for m in req.messages) + len(req.system_prompt or "")
+    if not req.settings:
+        raise RequestError("No model chosen: pick at least one model.")
+    total = max(sum(len(m["content"]) for m in req.chat_for(key)) for key in req.settings)
     if total > MAX_PROMPT_CHARS:
         raise RequestError(
             f"The prompt is {total:,} characters long; the limit is {MAX_PROMPT_CHARS:,}. "
             "Shorten it or start a new conversation."
         )
-    if not req.settings:
-        raise RequestError("No model chosen: pick at least one model.")
     for key, settings in req.settings.items():
         if key not in specs:
             raise RequestError(f"Unknown model '{key}'. Known: {', '.join(specs)}.")

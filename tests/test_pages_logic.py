@@ -14,7 +14,7 @@ from qwen_dash.diff import escape_markdown, side_markdown, similarity, tokens, w
 from qwen_dash.live import ColumnState, Conversation, Turn, build_request, request_from_run
 from qwen_dash.metrics import GenerationResult
 from qwen_dash.models_table import comparison_table, kv_ratio
-from qwen_dash.pool import Event, messages_for
+from qwen_dash.pool import Event
 from qwen_dash.request import RequestError, Settings
 from qwen_dash.specs import load_specs
 
@@ -141,8 +141,8 @@ def test_follow_ups_carry_each_models_own_answers_to_that_model() -> None:
     conversation.turns.append(Turn("Again", {QWEN25: _result(QWEN25, "", "error"),
                                              QWEN3: _result(QWEN3, "B2")}))  # fmt: skip
     follow = build_request("More", settings, "Be brief", "isolated", conversation)
-    sent_a = messages_for(follow, QWEN25)
-    sent_b = messages_for(follow, QWEN3)
+    sent_a = follow.chat_for(QWEN25)
+    sent_b = follow.chat_for(QWEN3)
     assert sent_a == [
         {"role": "system", "content": "Be brief"},
         {"role": "user", "content": "Hi"},

@@ -77,3 +77,17 @@ def test_good_request_passes_and_keeps_history() -> None:
     validate_request(req, SPECS)
     assert [m["role"] for m in req.chat()] == ["system", "user", "assistant", "user"]
     assert req.prompt == "More"
+
+
+def test_each_models_own_history_counts_towards_the_size_limit() -> None:
+    req = CompareRequest.from_prompt("More", {Q25: Settings(), Q3: Settings()})
+    long_answer = "y" * MAX_PROMPT_CHARS
+    req.meta["histories"] = {
+        Q25: [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello"}],
+        Q3: [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": long_answer}],
+    }
+    assert req.chat_for(Q25)[-1] == {"role": "user", "content": "More"}
+    with pytest.raises(RequestError, match="start a new conversation"):
+        validate_request(req, SPECS)
+    with pytest.raises(RequestError, match="No model chosen"):
+        validate_request(CompareRequest.from_prompt("Hi", {}), SPECS)
