@@ -9,12 +9,15 @@ import shutil
 import sys
 import textwrap
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TextIO
+
+from sqlalchemy.exc import SQLAlchemyError
 
 from qwen_dash.defaults import SOURCES, default_source
 from qwen_dash.metrics import METRICS, GenerationResult
-from qwen_dash.request import CompareRequest, RequestError, recommended_settings
+from qwen_dash.request import CompareRequest, RequestError, recommended_settings, validate_request
 from qwen_dash.specs import SpecError, default_model_keys, load_specs
+from qwen_dash.store import Store, StoreError, open_store
 
 
 def _source_arg(p: argparse.ArgumentParser) -> None:
@@ -121,6 +124,12 @@ def cmd_compare(args: argparse.Namespace) -> int:
     specs = load_specs()
     keys = _keys(args.models)
     thinking = args.thinking == "on"
+    unknown = [k for k in keys if k not in specs]
+    if unknown:
+        print(
+            f"error: unknown model {', '.join(unknown)}; known: {', '.join(specs)}", file=sys.stderr
+        )
+        return 2
     try:
         settings = {
             k: recommended_settings(
@@ -131,19 +140,20 @@ def cmd_compare(args: argparse.Namespace) -> int:
                 seed=args.seed,
             )
             for k in keys
-            if k in specs
         }
         request = CompareRequest.from_prompt(args.prompt, settings, args.system, args.mode)
+        validate_request(request, specs)  # before any worker starts
+        store = None if args.no_log else open_store()  # a bad database fails now, not after
         with ModelPool(keys, source=args.source) as pool:
             comparison = pool.compare(request)
             if not args.json:
                 print(f"Loading {', '.join(keys)} (source {args.source})...", file=sys.stderr)
             results = comparison.wait()
-    except RequestError as exc:
+    except (RequestError, StoreError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     ordered = [results[k] for k in keys]
-    run_id = None if args.no_log else log_run(request, results, sys.stderr)
+    run_id = None if store is None else log_run(store, request, results, sys.stderr)
     if args.json:
         print(json.dumps([r.to_dict() | {"run_id": run_id} for r in ordered], indent=2))
     else:
@@ -164,7 +174,7 @@ def _when(value: str | None, flag: str) -> datetime | None:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from qwen_dash.store import RunFilters, StoreError, open_store
+    from qwen_dash.store import RunFilters
 
     try:
         filters = RunFilters(
@@ -190,15 +200,13 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
-def log_run(request: CompareRequest, results: dict[str, GenerationResult], err: Any) -> int | None:
+def log_run(
+    store: Store, request: CompareRequest, results: dict[str, GenerationResult], err: TextIO
+) -> int | None:
+    """Save the run; on failure say so and keep going: the answers are printed all the same."""
     try:
-        from qwen_dash.store import StoreError, open_store
-    except ImportError:
-        return None
-    try:
-        store = open_store()
         return store.save_comparison(request, results, kind="cli")
-    except StoreError as exc:
+    except (StoreError, SQLAlchemyError) as exc:
         print(f"warning: run not logged: {exc}", file=err)
         return None
 

@@ -89,3 +89,17 @@ def test_export_writes_the_logged_runs(cli_env: dict[str, str], tmp_path: Path) 
     assert "Export me" in out.read_text()
     bad = run_cli("export", "--since", "yesterday", env=cli_env)
     assert bad.returncode == 2 and "--since must be an ISO date" in bad.stderr
+
+
+def test_unwritable_database_fails_at_start_not_after_the_run(tmp_path: Path) -> None:
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("a file where the database folder should be")
+    env = {
+        "QWEN_DASH_SOURCE": "tiny",
+        "QWEN_DASH_DB_URL": f"sqlite:///{blocker / 'sub' / 'runs.sqlite3'}",
+        "HF_HUB_OFFLINE": "1",
+    }
+    proc = run_cli("compare", "Hi", "--max-new-tokens", "2", env=env, timeout=60)
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("error: ") and "Traceback" not in proc.stderr
+    assert "Loading" not in proc.stderr  # no worker was started
