@@ -23,7 +23,7 @@ from pages._ui import (
 from qwen_dash import live as session
 from qwen_dash.display import fmt_metric, fmt_ms
 from qwen_dash.pool import WorkerStatus
-from qwen_dash.request import MODES, RequestError, Settings
+from qwen_dash.request import MODES, SETTING_RANGES, RequestError, Settings
 
 SAMPLING = ("temperature", "top_p", "top_k", "min_p", "repetition_penalty")
 DEFAULT_MAX_NEW_TOKENS = 256
@@ -266,54 +266,17 @@ def _settings_panel() -> None:
             greedy = st.checkbox(
                 "Greedy decoding", key=_skey(key, "greedy"), persist_state="session"
             )
-            a, b, c = st.columns(3)
-            a.number_input(
-                "Temperature",
-                0.0,
-                2.0,
-                step=0.05,
-                key=_skey(key, "temperature"),
-                disabled=greedy,
-                persist_state="session",
-            )
-            b.number_input(
-                "Top p",
-                0.0,
-                1.0,
-                step=0.05,
-                key=_skey(key, "top_p"),
-                disabled=greedy,
-                persist_state="session",
-            )
-            c.number_input(
-                "Top k",
-                0,
-                1000,
-                step=1,
-                key=_skey(key, "top_k"),
-                disabled=greedy,
-                persist_state="session",
-            )
-            a.number_input(
-                "Min p",
-                0.0,
-                1.0,
-                step=0.01,
-                key=_skey(key, "min_p"),
-                disabled=greedy,
-                persist_state="session",
-            )
-            b.number_input(
-                "Repetition penalty",
-                0.5,
-                2.0,
-                step=0.05,
-                key=_skey(key, "repetition_penalty"),
-                persist_state="session",
-            )
-            c.number_input(
-                "Seed", 0, 2**32 - 1, step=1, key=_skey(key, "seed"), persist_state="session"
-            )
+            cols = st.columns(3)
+            for i, (name, r) in enumerate(SETTING_RANGES.items()):
+                cols[i % 3].number_input(
+                    r.label,
+                    r.low,
+                    r.high,
+                    step=r.step,
+                    key=_skey(key, name),
+                    disabled=greedy and r.sampling,
+                    persist_state="session",
+                )
 
 
 def _prompt_box(following_up: bool, running: bool) -> None:

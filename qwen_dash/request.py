@@ -15,6 +15,27 @@ MODES = ("concurrent", "isolated")
 ROLES = ("system", "user", "assistant")
 
 
+@dataclass(frozen=True)
+class SettingRange:
+    """One sampling knob: its label, bounds and UI step. The one place these limits live."""
+
+    label: str
+    low: float
+    high: float
+    step: float
+    sampling: bool = True  # ignored by greedy decoding
+
+
+SETTING_RANGES: dict[str, SettingRange] = {
+    "temperature": SettingRange("Temperature", 0.0, 2.0, 0.05),
+    "top_p": SettingRange("Top p", 0.0, 1.0, 0.05),
+    "top_k": SettingRange("Top k", 0, 1000, 1),
+    "min_p": SettingRange("Min p", 0.0, 1.0, 0.01),
+    "repetition_penalty": SettingRange("Repetition penalty", 0.5, 2.0, 0.05, sampling=False),
+    "seed": SettingRange("Seed", 0, 2**32 - 1, 1, sampling=False),
+}
+
+
 class RequestError(ValueError):
     """A request a user can fix; the message says how."""
 
@@ -109,23 +130,28 @@ class CompareRequest:
         return [*system, *history, {"role": "user", "content": self.prompt}]
 
 
-def _check_range(name: str, value: float, low: float, high: float, model: str) -> None:
-    if not (low <= value <= high):
-        raise RequestError(f"{model}: {name} must be between {low:g} and {high:g}, got {value:g}.")
+def _num(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else f"{value:g}"
+
+
+def _check_range(name: str, value: float, model: str) -> None:
+    r = SETTING_RANGES[name]
+    if not (r.low <= value <= r.high):
+        raise RequestError(
+            f"{model}: {name} must be between {_num(r.low)} and {_num(r.high)}, got {_num(value)}."
+        )
 
 
 def validate_settings(s: Settings, spec: ModelSpec) -> None:
     m = spec.label
-    if not s.greedy:
-        _check_range("temperature", s.temperature, 0.0, 2.0, m)
-        if s.temperature == 0.0:
-            raise RequestError(f"{m}: temperature 0 means greedy decoding: tick 'greedy' instead.")
-    _check_range("top_p", s.top_p, 0.0, 1.0, m)
-    if s.top_p == 0.0:
+    for name, r in SETTING_RANGES.items():
+        value = getattr(s, name)
+        if value is not None and not (s.greedy and r.sampling):
+            _check_range(name, value, m)
+    if not s.greedy and s.temperature == 0.0:
+        raise RequestError(f"{m}: temperature 0 means greedy decoding: tick 'greedy' instead.")
+    if not s.greedy and s.top_p == 0.0:
         raise RequestError(f"{m}: top_p must be above 0.")
-    _check_range("top_k", s.top_k, 0, 1000, m)
-    _check_range("min_p", s.min_p, 0.0, 1.0, m)
-    _check_range("repetition_penalty", s.repetition_penalty, 0.5, 2.0, m)
     if s.max_new_tokens < 1:
         raise RequestError(f"{m}: max_new_tokens must be at least 1, got {s.max_new_tokens}.")
     if s.max_new_tokens > spec.max_new_tokens:
@@ -133,8 +159,6 @@ def validate_settings(s: Settings, spec: ModelSpec) -> None:
             f"{m}: max_new_tokens {s.max_new_tokens} is above this model's limit of "
             f"{spec.max_new_tokens}."
         )
-    if s.seed is not None and not (0 <= s.seed < 2**32):
-        raise RequestError(f"{m}: seed must be between 0 and 4294967295, got {s.seed}.")
     if s.thinking and not spec.can_think:
         raise RequestError(f"{m} cannot think: turn thinking off for it.")
 
