@@ -9,11 +9,12 @@ import shutil
 import sys
 import textwrap
 from datetime import UTC, datetime
-from typing import Any, TextIO
+from typing import TextIO
 
 from sqlalchemy.exc import SQLAlchemyError
 
 from qwen_dash.defaults import SOURCES, default_source
+from qwen_dash.display import fmt_metric, twin_warning
 from qwen_dash.metrics import METRICS, GenerationResult
 from qwen_dash.request import CompareRequest, RequestError, recommended_settings, validate_request
 from qwen_dash.specs import SpecError, default_model_keys, load_specs
@@ -77,30 +78,14 @@ def _keys(arg: str | None) -> list[str]:
     return [k.strip() for k in arg.split(",") if k.strip()] if arg else default_model_keys()
 
 
-def _fmt(value: Any) -> str:
-    if value is None:
-        return "n/a"
-    if isinstance(value, float):
-        return f"{value:,.1f}" if abs(value) >= 10 else f"{value:.2f}"
-    if isinstance(value, int) and not isinstance(value, bool):
-        return f"{value:,}"
-    return str(value)
-
-
-def _fmt_metric(name: str, value: Any) -> str:
-    if name.endswith("_bytes") and value is not None:
-        return f"{value / 2**20:,.0f} MiB"
-    return _fmt(value)
-
-
 def print_side_by_side(results: list[GenerationResult], labels: list[str]) -> None:
     width = shutil.get_terminal_size((120, 24)).columns
     col = max(30, (width - 3 * (len(results) - 1)) // len(results))
     blocks = []
     for label, r in zip(labels, results, strict=True):
         lines = [f"{label} [{r.source}]", "-" * min(col, 40)]
-        if r.source == "twin":
-            lines.append("TWIN: random weights - timing and memory real, text meaningless")
+        if warning := twin_warning(r.source):
+            lines += textwrap.wrap("WARNING: " + warning.replace("**", ""), col)
         if r.error:
             lines.append(f"ERROR: {r.error}")
         if r.reasoning:
@@ -114,7 +99,7 @@ def print_side_by_side(results: list[GenerationResult], labels: list[str]) -> No
     name_w = max(len(n) for n in METRICS) + 2
     print("metric".ljust(name_w) + "".join(label[:20].rjust(22) for label in labels))
     for name in ["status", "finish_reason", "mode", "overlapped", *METRICS]:
-        row = [_fmt_metric(name, getattr(r, name)) for r in results]
+        row = [fmt_metric(name, getattr(r, name)) for r in results]
         print(name.ljust(name_w) + "".join(v.rjust(22) for v in row))
 
 
