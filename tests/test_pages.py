@@ -309,3 +309,44 @@ def test_models_page_has_one_column_per_model_beside_the_quoted_figures(app, ui_
     assert official.loc["Formula", LABELS[QWEN3]] == "(prompt + generated tokens) / time"
     notes = " ".join(i.value for i in at.info)
     assert "not comparable" in notes and "A100" in notes and "H20" in notes
+
+
+# ---- bad input and broken parts: a clear message, nothing lost ----------------------------------
+
+
+def test_an_oversized_prompt_is_refused_with_the_limit(app) -> None:
+    from qwen_dash.request import MAX_PROMPT_CHARS
+
+    at = app()
+    at = _send(at, "x" * (MAX_PROMPT_CHARS + 1))
+    assert any(f"the limit is {MAX_PROMPT_CHARS:,}" in e.value for e in at.error)
+    assert "live" not in at.session_state
+
+
+def test_an_unusable_database_is_named_and_compare_still_answers(app, tmp_path, monkeypatch):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("where the database folder should be")
+    monkeypatch.setenv("QWEN_DASH_DB_URL", f"sqlite:///{blocker / 'db' / 'runs.sqlite3'}")
+    at = app()
+    warnings = [w.value for w in at.warning]
+    assert any("Runs are not being logged" in w and "Cannot create" in w for w in warnings)
+    at = _send(at, "Still answer me", max_new_tokens=3)
+    live = at.session_state["live"]
+    assert live.done and live.run_id is None
+    assert all(c.result is not None and c.result.status == "ok" for c in live.columns.values())
+    history = app("history")
+    assert any("The database cannot be opened" in e.value for e in history.error)
+
+
+def test_a_model_that_fails_to_load_says_why(app, monkeypatch) -> None:
+    monkeypatch.setenv("QWEN_DASH_SOURCE", "local")  # no local folder: loading must fail
+    monkeypatch.delenv("QWEN_DASH_LOCAL_DIR", raising=False)
+    at = app()
+    at = _send(at, "Hello", max_new_tokens=3)
+    live = at.session_state["live"]
+    assert live.done
+    for column in live.columns.values():
+        assert column.result.status == "error"
+        assert "source 'local' needs a folder" in column.result.error
+    shown = " ".join([e.value for e in at.error] + [c.value for c in at.caption])
+    assert "failed to load" in shown and "needs a folder" in shown
