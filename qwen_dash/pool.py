@@ -288,7 +288,8 @@ class Comparison:
 
     def _time_out(self, key: str) -> None:
         if key not in self.results:
-            self.pool.workers[key].kill(f"timed out after {self.timeout_s:g} s; worker restarted")
+            reason = f"timed out after {self.timeout_s:g} s; it restarts on the next request"
+            self.pool.workers[key].kill(reason)
 
     def _on_event(self, key: str, event: dict[str, Any]) -> None:
         kind = event["event"]
