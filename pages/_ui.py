@@ -27,8 +27,6 @@ from qwen_dash.store import Store, open_store
 
 COMPARE_PAGE = "pages/compare.py"
 HISTORY_PAGE = "pages/history.py"
-TRENDS_PAGE = "pages/trends.py"
-MODELS_PAGE = "pages/models.py"
 STATE_ICONS = {
     "stopped": ":gray[:material/stop_circle:]",
     "starting": ":orange[:material/hourglass_top:]",

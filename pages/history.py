@@ -36,6 +36,8 @@ from qwen_dash.store import PAGE_SIZE, RunFilters, Store, StoreError
 
 ensure_entrypoint()
 RUN_COLUMNS = ("run", "when", "prompt", "source", "mode", "thinking", "tags", "user", "status")
+COUNT_LIMIT = 10_000  # counting stops here; more pages are reached by narrowing the filters
+EXPORTS = (("csv", "CSV", "text/csv"), ("jsonl", "JSON Lines", "application/x-ndjson"))
 
 pool = pool_or_stop()
 store = store_or_stop()
@@ -60,7 +62,7 @@ def list_view() -> None:
     st.title("History", anchor=False)
     st.caption("Every logged run, newest first. Select a row to open it.")
     filters = run_filters(store, labels, "h_", text=True)
-    total = store.count_runs(filters)
+    total = store.count_runs(filters, limit=COUNT_LIMIT)
     if total == 0:
         if store.count_runs() == 0:
             st.info(
@@ -74,26 +76,19 @@ def list_view() -> None:
     pages = max(1, math.ceil(total / PAGE_SIZE))
     page = 1
     with st.container(horizontal=True, vertical_alignment="center"):
-        st.markdown(f"**{total:,}** run{'s' if total != 1 else ''}")
+        shown = f"{COUNT_LIMIT:,}+" if total >= COUNT_LIMIT else f"{total:,}"
+        st.markdown(f"**{shown}** run{'s' if total != 1 else ''}")
         st.space("stretch")
-        st.download_button(
-            "CSV",
-            lambda: _export(store, "csv", filters),
-            file_name="qwen-dash-runs.csv",
-            mime="text/csv",
-            icon=":material/download:",
-            key="export_csv",
-            on_click="ignore",
-        )
-        st.download_button(
-            "JSON Lines",
-            lambda: _export(store, "jsonl", filters),
-            file_name="qwen-dash-runs.jsonl",
-            mime="application/x-ndjson",
-            icon=":material/download:",
-            key="export_jsonl",
-            on_click="ignore",
-        )
+        for fmt, label, mime in EXPORTS:
+            st.download_button(
+                label,
+                lambda fmt=fmt: _export(store, fmt, filters),
+                file_name=f"qwen-dash-runs.{fmt}",
+                mime=mime,
+                icon=":material/download:",
+                key=f"export_{fmt}",
+                on_click="ignore",
+            )
     if pages > 1:
         if state.get("h_page", 1) > pages:  # fewer pages since the filters changed
             state["h_page"] = 1

@@ -11,7 +11,6 @@ from qwen_dash.charts import generations_frame
 from qwen_dash.store import RunFilters, Store
 
 MAX_RUNS = 2000
-CHUNK = 500
 
 
 def load_generations(
@@ -20,13 +19,5 @@ def load_generations(
     labels: Mapping[str, str] | None = None,
     max_runs: int = MAX_RUNS,
 ) -> pd.DataFrame:
-    """The newest ``max_runs`` matching runs, one row per generation."""
-    runs = []
-    page = 0
-    while len(runs) < max_runs:
-        result = store.list_runs(filters, page=page, page_size=CHUNK)
-        runs += result.runs
-        if not result.has_more:
-            break
-        page += 1
-    return generations_frame(runs[:max_runs], labels or {})
+    """The newest ``max_runs`` matching runs, one row per generation (metric columns only)."""
+    return generations_frame(store.generation_figures(filters, max_runs), labels or {})

@@ -82,22 +82,15 @@ def trend_frame(rows: Iterable[Any], labels: Mapping[str, str]) -> pd.DataFrame:
     return frame
 
 
-def generations_frame(runs: Iterable[Any], labels: Mapping[str, str]) -> pd.DataFrame:
-    """One row per generation of the given runs (ORM rows with ``generations``)."""
-    records = []
-    for run in runs:
-        for g in run.generations:
-            rec: dict[str, Any] = {
-                "run_id": run.id,
-                "created_at": run.created_at,
-                "thinking": run.thinking,
-            }
-            for name in GENERATION_COLUMNS[3:]:
-                if name != "thinking":
-                    rec[name] = getattr(g, name)
-            rec["model_key"] = g.model_key
-            rec["series"] = series_name(_label(labels, g.model_key), g.source, g.mode)
-            records.append(rec)
+def generations_frame(rows: Iterable[Mapping[str, Any]], labels: Mapping[str, str]) -> pd.DataFrame:
+    """One row per generation, from ``Store.generation_figures`` rows, with its series name."""
+    records = [
+        {
+            **{name: row[name] for name in GENERATION_COLUMNS},
+            "series": series_name(_label(labels, row["model_key"]), row["source"], row["mode"]),
+        }
+        for row in rows
+    ]
     frame = pd.DataFrame.from_records(records, columns=[*GENERATION_COLUMNS, "series"])
     if not frame.empty:
         frame["created_at"] = pd.to_datetime(frame["created_at"], utc=True)

@@ -92,12 +92,6 @@ class ColumnState:
             return r.token_times_ms[r.n_think - 1]
         return self.last_reasoning_ms
 
-    @property
-    def live_tps(self) -> float | None:
-        if not self.last_t_ms or self.n_tokens < 2:
-            return None
-        return self.n_tokens / (self.last_t_ms / 1000)
-
 
 @dataclass
 class Turn:

@@ -35,7 +35,6 @@ METRICS: dict[str, tuple[str, str]] = {
     "rss_peak_bytes": ("bytes", "worker process RSS, peak sampled during generation"),
 }
 
-THINK_END_TOKEN = "</think>"
 THINK_END_ID = 151668
 
 

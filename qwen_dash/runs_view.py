@@ -146,7 +146,3 @@ def _plain(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:g}"
     return str(value)
-
-
-def parse_tags(raw: str) -> list[str]:
-    return [t.strip() for t in raw.split(",") if t.strip()]

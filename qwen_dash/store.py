@@ -118,6 +118,18 @@ _GEN_RESULT_COLUMNS = [
     "rss_peak_bytes",
 ]
 _QUANTILES = "quantiles__"
+FIGURE_COLUMNS = (
+    "model_key",
+    "source",
+    "mode",
+    "status",
+    "ttft_ms",
+    "e2e_ms",
+    "decode_tps",
+    "n_in",
+    "n_out",
+    "peak_memory_bytes",
+)
 _FTS = table("runs_fts", sql_column("rowid"))
 
 
@@ -419,9 +431,31 @@ class Store:
         """``list_runs`` with a text filter: exact, case-insensitive substring."""
         return self.list_runs(replace(filters or RunFilters(), text=text_), page)
 
-    def count_runs(self, filters: RunFilters | None = None) -> int:
-        conditions = self._run_conditions(filters or RunFilters())
-        stmt = select(func.count()).select_from(Run).where(*conditions)
+    def generation_figures(
+        self, filters: RunFilters | None = None, max_runs: int = 2000
+    ) -> list[dict[str, Any]]:
+        """The metric columns of every generation of the newest ``max_runs`` matching runs, as
+        plain rows, newest first: for charts that need each value (distributions, scatter plots).
+        As in trends, model/source/mode filters keep only those generations."""
+        f = filters or RunFilters()
+        newest = self._runs_query(f).with_only_columns(Run.id).limit(max_runs)
+        columns = [getattr(Generation, name) for name in FIGURE_COLUMNS]
+        stmt = (
+            select(Generation.run_id, Run.created_at, Run.thinking, *columns)
+            .join(Run, Run.id == Generation.run_id)
+            .where(Generation.run_id.in_(newest), *self._generation_conditions(f, Generation))
+            .order_by(Run.created_at.desc(), Run.id.desc(), Generation.position)
+        )
+        with self.reading() as session:
+            return [dict(row._mapping) for row in session.execute(stmt)]
+
+    def count_runs(self, filters: RunFilters | None = None, limit: int | None = None) -> int:
+        """How many runs match; with ``limit``, counting stops there (a page header that says
+        "10,000+" need not visit every match of a common word)."""
+        matching = select(Run.id).where(*self._run_conditions(filters or RunFilters()))
+        if limit is not None:
+            matching = matching.limit(limit)
+        stmt = select(func.count()).select_from(matching.subquery())
         with self.reading() as session:
             return session.scalar(stmt) or 0
 

@@ -18,7 +18,6 @@ from tokenizers import Tokenizer, decoders, pre_tokenizers
 from tokenizers.models import BPE
 from transformers import PreTrainedTokenizerBase, PreTrainedTokenizerFast
 
-VOCAB_SIZE = 151936
 FIRST_SPECIAL_ID = 151643
 CONTROL_TOKENS: dict[str, int] = {
     "<|endoftext|>": 151643,

@@ -289,3 +289,29 @@ def test_portable_window_percentiles_agree_with_the_native_ones(
     ]
     for p, n in zip(portable, native, strict=True):
         assert p.stats == pytest.approx(n.stats, nan_ok=True)
+
+
+def test_count_runs_can_stop_at_a_limit(store: Store) -> None:
+    for i in range(5):
+        save(store, f"count me {i}")
+    save(store, "not this one")
+    assert store.count_runs(RunFilters(text="count me")) == 5
+    assert store.count_runs(RunFilters(text="count me"), limit=3) == 3
+    assert store.count_runs(RunFilters(text="count me"), limit=10) == 5
+
+
+def test_generation_figures_are_the_newest_runs_metric_columns(store: Store) -> None:
+    old = save(store, "old", at=T0, a={"ttft_ms": 11.0})
+    new = save(store, "new", at=T0 + timedelta(hours=1), a={"ttft_ms": 22.0}, mode="isolated")
+    rows = store.generation_figures()
+    assert [(r["run_id"], r["model_key"]) for r in rows] == [
+        (new, MODEL_A), (new, MODEL_B), (old, MODEL_A), (old, MODEL_B),
+    ]  # fmt: skip
+    assert rows[0]["ttft_ms"] == 22.0 and rows[2]["ttft_ms"] == 11.0
+    assert rows[0]["mode"] == "isolated" and rows[0]["created_at"].tzinfo is not None
+    assert "text" not in rows[0]  # metric columns only, no outputs
+    newest_only = store.generation_figures(max_runs=1)
+    assert {r["run_id"] for r in newest_only} == {new}
+    one_model = store.generation_figures(RunFilters(models=(MODEL_B,)))
+    assert [r["model_key"] for r in one_model] == [MODEL_B, MODEL_B]
+    assert store.generation_figures(RunFilters(text="old"))[0]["run_id"] == old
