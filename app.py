@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from pages._ui import pool_or_stop, sidebar
+from pages._ui.resources import pool_or_stop
+from pages._ui.sidebar import sidebar
 
 st.set_page_config(page_title="qwen-dash", page_icon=":material/compare_arrows:", layout="wide")
 

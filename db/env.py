@@ -1,5 +1,6 @@
-"""Alembic environment. ``qwen_dash.database.upgrade`` passes a connection that already holds the
-migration lock; the ``alembic`` command line (``alembic -c db/alembic.ini ...``) connects itself.
+"""Alembic environment. ``qwen_dash.store.database.upgrade`` passes a connection that already
+holds the migration lock; the ``alembic`` command line (``alembic -c db/alembic.ini ...``)
+connects itself.
 """
 
 from __future__ import annotations
@@ -7,8 +8,8 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import Connection
 
-from qwen_dash.database import migration_connection, resolve_url
-from qwen_dash.schema import Base, include_in_autogenerate
+from qwen_dash.store.database import migration_connection, resolve_url
+from qwen_dash.store.schema import Base, include_in_autogenerate
 
 config = context.config
 target_metadata = Base.metadata

@@ -7,26 +7,22 @@ from typing import Any
 
 import streamlit as st
 
-from pages._ui import (
-    HISTORY_PAGE,
-    current_user,
-    ensure_entrypoint,
+from pages._ui.compare_form import DEFAULT_MAX_NEW_TOKENS, CompareForm
+from pages._ui.navigation import HISTORY_PAGE, ensure_entrypoint
+from pages._ui.resources import model_labels, pool_or_stop, store_or_none
+from pages._ui.sidebar import current_user
+from pages._ui.widgets import (
     finish_note,
     headline_metrics,
-    model_labels,
-    pool_or_stop,
     result_status,
     show_text,
     source_banner,
-    store_or_none,
 )
-from qwen_dash import live as session
-from qwen_dash.display import fmt_metric, fmt_ms
-from qwen_dash.pool import WorkerStatus
-from qwen_dash.request import MODES, SETTING_RANGES, RequestError, Settings
+from qwen_dash.core.request import MODES, SETTING_RANGES, RequestError
+from qwen_dash.engine import WorkerStatus
+from qwen_dash.views import compare as session
+from qwen_dash.views.display import fmt_metric, fmt_ms
 
-SAMPLING = ("temperature", "top_p", "top_k", "min_p", "repetition_penalty")
-DEFAULT_MAX_NEW_TOKENS = 256
 DRAW_EVERY_S = 0.2
 TICK_EVERY_S = 0.5
 MODE_LABELS = {"concurrent": "Concurrent", "isolated": "Isolated"}
@@ -41,54 +37,7 @@ thinkers = [k for k in keys if specs[k].can_think]
 state = st.session_state
 
 
-# ---- settings state ------------------------------------------------------------------------------
-
-
-def _skey(key: str, name: str) -> str:
-    return f"s:{key}:{name}"
-
-
-def _reset_sampling(key: str) -> None:
-    """The model's recommended sampling (for the current thinking switch)."""
-    rec = pool.recommended(key, thinking=bool(state.get("thinking")))
-    for name in SAMPLING:
-        state[_skey(key, name)] = getattr(rec, name)
-    state[_skey(key, "greedy")] = False
-
-
-def _init_state() -> None:
-    state.setdefault("thinking", False)
-    state.setdefault("mode", "concurrent")
-    state.setdefault("max_new_tokens", DEFAULT_MAX_NEW_TOKENS)
-    state.setdefault("system_prompt", "")
-    for key in keys:
-        if _skey(key, "temperature") not in state:
-            _reset_sampling(key)
-        state.setdefault(_skey(key, "seed"), 0)
-
-
-def _thinking_changed() -> None:
-    for key in thinkers:
-        _reset_sampling(key)
-
-
-def _settings() -> dict[str, Settings]:
-    thinking = bool(state.get("thinking"))
-    out = {}
-    for key in keys:
-        seed = state.get(_skey(key, "seed"))
-        out[key] = Settings(
-            temperature=float(state[_skey(key, "temperature")]),
-            top_p=float(state[_skey(key, "top_p")]),
-            top_k=int(state[_skey(key, "top_k")]),
-            min_p=float(state[_skey(key, "min_p")]),
-            repetition_penalty=float(state[_skey(key, "repetition_penalty")]),
-            max_new_tokens=int(state.get("max_new_tokens") or DEFAULT_MAX_NEW_TOKENS),
-            seed=None if seed is None else int(seed),
-            greedy=bool(state.get(_skey(key, "greedy"))),
-            thinking=thinking and specs[key].can_think,
-        )
-    return out
+form = CompareForm(state, pool)
 
 
 # ---- actions (callbacks run before the page is drawn) --------------------------------------------
@@ -109,7 +58,7 @@ def _send() -> None:
         session.finish_turn(conversation, previous)
     request = session.build_request(
         state.get("prompt") or "",
-        _settings(),
+        form.settings(),
         state.get("system_prompt"),
         state.get("mode") or "concurrent",
         conversation,
@@ -196,17 +145,17 @@ def _draw_reasoning(key: str, column: session.ColumnState) -> None:
         show_text(column.reasoning, empty="(no reasoning text)")
 
 
-def _draw_column(key: str, slots: dict[str, object], live: session.LiveComparison) -> None:
+def _draw_column(key: str, slots: dict[str, Any], live: session.LiveComparison) -> None:
     column = live.columns[key]
     _draw_banner(slots["banner"], key, live)
     _draw_status(slots["status"], key, column, live)
-    with slots["reasoning"].container():  # type: ignore[attr-defined]
+    with slots["reasoning"].container():
         _draw_reasoning(key, column)
-    with slots["answer"].container():  # type: ignore[attr-defined]
+    with slots["answer"].container():
         placeholder = "…" if column.state != "done" else "(no answer)"
         show_text(column.answer, empty=placeholder)
     if column.result is not None:
-        with slots["metrics"].container():  # type: ignore[attr-defined]
+        with slots["metrics"].container():
             headline_metrics(column.result)
             finish_note(column.result)
 
@@ -258,13 +207,13 @@ def _settings_panel() -> None:
                 st.button(
                     "Reset to recommended",
                     key=f"reset:{key}",
-                    on_click=_reset_sampling,
+                    on_click=form.reset_sampling,
                     args=(key,),
                     type="tertiary",
                     icon=":material/restart_alt:",
                 )
             greedy = st.checkbox(
-                "Greedy decoding", key=_skey(key, "greedy"), persist_state="session"
+                "Greedy decoding", key=form.widget_key(key, "greedy"), persist_state="session"
             )
             cols = st.columns(3)
             for i, (name, r) in enumerate(SETTING_RANGES.items()):
@@ -273,7 +222,7 @@ def _settings_panel() -> None:
                     r.low,
                     r.high,
                     step=r.step,
-                    key=_skey(key, name),
+                    key=form.widget_key(key, name),
                     disabled=greedy and r.sampling,
                     persist_state="session",
                 )
@@ -303,7 +252,7 @@ def _prompt_box(following_up: bool, running: bool) -> None:
                 st.toggle(
                     f"Thinking ({', '.join(labels[k] for k in thinkers)})",
                     key="thinking",
-                    on_change=_thinking_changed,
+                    on_change=form.thinking_changed,
                     persist_state="session",
                     help="Qwen3's thinking switch (enable_thinking). Its reasoning is shown "
                     "apart from the answer. Models that cannot think ignore it.",
@@ -330,7 +279,7 @@ def _prompt_box(following_up: bool, running: bool) -> None:
 
 # ---- the page ------------------------------------------------------------------------------------
 
-_init_state()
+form.init()
 live: session.LiveComparison | None = state.get("live")
 conversation: session.Conversation | None = state.get("conversation")
 following_up = live is not None
@@ -360,7 +309,7 @@ for turn in conversation.turns if conversation else []:
         with col:
             _past_answer(turn, key)
     st.divider()
-slots: dict[str, dict[str, object]] = {}
+slots: dict[str, dict[str, Any]] = {}
 if live is not None:
     _you(live.request.prompt)
 for key, col in zip(keys, st.columns(len(keys), gap=gap), strict=True):

@@ -8,31 +8,23 @@ from typing import Any
 
 import streamlit as st
 
-from pages._ui import (
-    COMPARE_PAGE,
-    current_user,
-    ensure_entrypoint,
-    finish_note,
-    model_labels,
-    pool_or_stop,
-    result_status,
-    run_filters,
-    show_text,
-    source_banner,
-    store_or_stop,
-    user_zone,
-)
-from qwen_dash import live as session
-from qwen_dash.diff import side_markdown, similarity, word_diff
-from qwen_dash.display import fmt_metric
-from qwen_dash.request import RequestError
-from qwen_dash.runs_view import (
+from pages._ui.compare_form import CompareForm
+from pages._ui.filters import run_filters, user_zone
+from pages._ui.navigation import COMPARE_PAGE, ensure_entrypoint
+from pages._ui.resources import model_labels, pool_or_stop, store_or_stop
+from pages._ui.sidebar import current_user
+from pages._ui.widgets import finish_note, result_status, show_text, source_banner
+from qwen_dash.core.request import RequestError
+from qwen_dash.store import PAGE_SIZE, RunFilters, Store, StoreError
+from qwen_dash.views import compare as session
+from qwen_dash.views.diff import side_markdown, similarity, word_diff
+from qwen_dash.views.display import fmt_metric
+from qwen_dash.views.history import (
     environment_table,
     metrics_table,
     runs_table,
     settings_table,
 )
-from qwen_dash.store import PAGE_SIZE, RunFilters, Store, StoreError
 
 ensure_entrypoint()
 RUN_COLUMNS = ("run", "when", "prompt", "source", "mode", "thinking", "tags", "user", "status")
@@ -50,7 +42,7 @@ state = st.session_state
 
 def _export(store: Store, fmt: str, filters: RunFilters) -> bytes:
     out = io.StringIO()
-    store.export(fmt, filters, out)  # type: ignore[arg-type]
+    store.export(fmt, filters, out)
     return out.getvalue().encode("utf-8")
 
 
@@ -114,7 +106,7 @@ def list_view() -> None:
             "status": st.column_config.TextColumn("Status", width=65),
         },
     )
-    rows = selection.selection.rows if selection else []  # type: ignore[union-attr]
+    rows = selection.selection.rows if selection else []
     if rows:
         _open(int(table.iloc[rows[0]]["run"]))
         st.rerun()
@@ -140,7 +132,7 @@ def _rerun(run_id: int) -> None:
     except RequestError as exc:
         state["history_error"] = str(exc)
         return
-    _apply_settings(request)
+    CompareForm(state, pool).load(request)
     state["conversation"] = conversation
     state["live"] = live
     state["goto_compare"] = True
@@ -150,19 +142,6 @@ def _delete(run_id: int) -> None:
     store.delete_run(run_id)
     st.query_params.clear()
     st.toast(f"Run #{run_id} deleted.", icon=":material/delete:")
-
-
-def _apply_settings(request: Any) -> None:
-    """Show the rerun's settings on the Compare page."""
-    state["mode"] = request.mode
-    first = next(iter(request.settings.values()))
-    state["max_new_tokens"] = first.max_new_tokens
-    state["thinking"] = any(s.thinking for s in request.settings.values())
-    state["system_prompt"] = request.system_prompt or ""
-    for key, s in request.settings.items():
-        for name in ("temperature", "top_p", "top_k", "min_p", "repetition_penalty", "greedy"):
-            state[f"s:{key}:{name}"] = getattr(s, name)
-        state[f"s:{key}:seed"] = s.seed
 
 
 def _answers(run: Any) -> None:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import streamlit as st
 
-from pages._ui import ensure_entrypoint, model_labels, pool_or_stop, store_or_none
-from qwen_dash.analytics import load_generations
-from qwen_dash.charts import generations_frame
-from qwen_dash.display import is_random_source, source_label
-from qwen_dash.models_table import SECTIONS, SPEED_PAGES_NOTE, comparison_table, kv_ratio
+from pages._ui.navigation import ensure_entrypoint
+from pages._ui.resources import model_labels, pool_or_stop, store_or_none
+from qwen_dash.views.charts import generations_frame, load_generations
+from qwen_dash.views.display import is_random_source, source_label
+from qwen_dash.views.models import SECTIONS, SPEED_PAGES_NOTE, comparison_table, kv_ratio
 
 ensure_entrypoint()
 pool = pool_or_stop()
@@ -35,11 +35,11 @@ if random:
 loading = [labels[k] for k, s in statuses.items() if s.state != "ready"]
 if loading:
     st.info(f"Still loading: {', '.join(loading)}. Their counted facts appear once loaded.")
-if store_error:
+if store is None:
     st.warning(f"The database cannot be opened, so nothing measured is shown: {store_error}")
     generations = generations_frame([], labels)
 else:
-    generations = load_generations(store, None, labels)  # type: ignore[arg-type]
+    generations = load_generations(store, None, labels)
 
 table = comparison_table(specs, infos, generations)
 for section in SECTIONS:

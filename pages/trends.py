@@ -4,17 +4,12 @@ from __future__ import annotations
 
 import streamlit as st
 
-from pages._ui import (
-    COMPARE_PAGE,
-    ensure_entrypoint,
-    model_labels,
-    pool_or_stop,
-    run_filters,
-    store_or_stop,
-)
-from qwen_dash import charts
-from qwen_dash.analytics import MAX_RUNS, load_generations
-from qwen_dash.display import NA
+from pages._ui.filters import run_filters
+from pages._ui.navigation import COMPARE_PAGE, ensure_entrypoint
+from pages._ui.resources import model_labels, pool_or_stop, store_or_stop
+from qwen_dash.views import charts
+from qwen_dash.views.display import NA
+from qwen_dash.views.models import kv_ratio
 
 ensure_entrypoint()
 pool = pool_or_stop()
@@ -37,7 +32,7 @@ bucket = st.segmented_control(
     persist_state="session",
 )
 
-frame = load_generations(store, filters, labels)
+frame = charts.load_generations(store, filters, labels)
 ok = frame[frame["status"] == "ok"] if not frame.empty else frame
 if ok.empty:
     st.info(
@@ -65,7 +60,7 @@ with over_time:
             )
 
 with spread:
-    st.caption(f"Every answer of the newest {MAX_RUNS:,} matching runs.")
+    st.caption(f"Every answer of the newest {charts.MAX_RUNS:,} matching runs.")
     left, right = st.columns(2)
     for i, metric in enumerate(charts.TREND_CHARTS):
         with left if i % 2 == 0 else right:
@@ -99,12 +94,14 @@ with paired:
                     st.plotly_chart(fig, key=f"paired-{metric}")
 
 with memory:
-    kv = {k: pool.specs[k].kv_bytes_per_token() for k in labels}
+    shown = {k: pool.specs[k] for k in pool.workers}
+    kv = {k: spec.kv_bytes_per_token() for k, spec in shown.items()}
     facts = " · ".join(f"{labels[k]}: {v:,} B/token (bf16)" if v else NA for k, v in kv.items())
+    ratio = kv_ratio(shown)
+    growth = f" {ratio} Long prompts cost it that much more memory." if ratio else ""
     st.caption(
-        f"KV cache per token, from the architectures: {facts}. Qwen3-0.6B's grows 9.3 times "
-        "faster than Qwen2.5-0.5B's, so long prompts cost it much more memory. Points: every "
-        f"answer of the newest {MAX_RUNS:,} matching runs."
+        f"KV cache per token, from the architectures: {facts}.{growth} Points: every "
+        f"answer of the newest {charts.MAX_RUNS:,} matching runs."
     )
     st.plotly_chart(charts.memory_vs_input_figure(ok), key="memory-vs-input")
     slopes = charts.memory_slopes(ok)

@@ -13,12 +13,17 @@ from typing import TextIO
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from qwen_dash.defaults import SOURCES, default_source
-from qwen_dash.display import fmt_metric, twin_warning
-from qwen_dash.metrics import METRICS, GenerationResult
-from qwen_dash.request import CompareRequest, RequestError, recommended_settings, validate_request
-from qwen_dash.specs import SpecError, default_model_keys, load_specs
-from qwen_dash.store import Store, StoreError, open_store
+from qwen_dash.core.defaults import SOURCES, default_source
+from qwen_dash.core.metrics import MEASURED, GenerationResult
+from qwen_dash.core.request import (
+    CompareRequest,
+    RequestError,
+    recommended_settings,
+    validate_request,
+)
+from qwen_dash.core.specs import SpecError, default_model_keys, load_specs
+from qwen_dash.store import EXPORT_FORMATS, RunFilters, Store, StoreError, open_store
+from qwen_dash.views.display import fmt_metric, twin_warning
 
 
 def _source_arg(p: argparse.ArgumentParser) -> None:
@@ -61,7 +66,7 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--json", action="store_true")
     bsub.add_parser("store", help="database speed on N synthetic runs", add_help=False)
     e = sub.add_parser("export", help="write logged runs as CSV or JSON Lines")
-    e.add_argument("--format", choices=("csv", "jsonl"), default="jsonl")
+    e.add_argument("--format", choices=EXPORT_FORMATS, default="jsonl")
     e.add_argument("--output", "-o", default="-", help="file to write (default: stdout)")
     e.add_argument("--text", help="runs whose prompt or outputs contain this text")
     e.add_argument("--model", action="append", default=[], help="model key (repeatable)")
@@ -85,7 +90,7 @@ def print_side_by_side(results: list[GenerationResult], labels: list[str]) -> No
     for label, r in zip(labels, results, strict=True):
         lines = [f"{label} [{r.source}]", "-" * min(col, 40)]
         if warning := twin_warning(r.source):
-            lines += textwrap.wrap("WARNING: " + warning.replace("**", ""), col)
+            lines += textwrap.wrap("WARNING: " + warning, col)
         if r.error:
             lines.append(f"ERROR: {r.error}")
         if r.reasoning:
@@ -96,15 +101,15 @@ def print_side_by_side(results: list[GenerationResult], labels: list[str]) -> No
     for row in itertools.zip_longest(*blocks, fillvalue=""):
         print(" | ".join(cell.ljust(col) for cell in row).rstrip())
     print()
-    name_w = max(len(n) for n in METRICS) + 2
+    name_w = max(len(n) for n in MEASURED) + 2
     print("metric".ljust(name_w) + "".join(label[:20].rjust(22) for label in labels))
-    for name in ["status", "finish_reason", "mode", "overlapped", *METRICS]:
+    for name in ["status", "finish_reason", "mode", "overlapped", *MEASURED]:
         row = [fmt_metric(name, getattr(r, name)) for r in results]
         print(name.ljust(name_w) + "".join(v.rjust(22) for v in row))
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from qwen_dash.pool import ModelPool
+    from qwen_dash.engine import ModelPool
 
     specs = load_specs()
     keys = _keys(args.models)
@@ -159,8 +164,6 @@ def _when(value: str | None, flag: str) -> datetime | None:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from qwen_dash.store import RunFilters
-
     try:
         filters = RunFilters(
             text=args.text,
@@ -200,7 +203,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     # Sub-commands owned by other modules take their own arguments.
     if argv[:2] == ["bench", "store"]:
-        from qwen_dash.bench_store import main as bench_store_main
+        from qwen_dash.bench.store import main as bench_store_main
 
         return bench_store_main(argv[2:]) or 0
     args = _parser().parse_args(argv)
@@ -209,13 +212,13 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_compare(args)
         if args.command == "export":
             return cmd_export(args)
-        from qwen_dash import bench
+        from qwen_dash.bench import engine
 
         if args.bench == "overhead":
-            return bench.run_overhead(
+            return engine.run_overhead(
                 _keys(args.models), args.source, args.tokens, args.rounds, args.json
             )
-        return bench.run_startup(_keys(args.models), args.source, args.json)
+        return engine.run_startup(_keys(args.models), args.source, args.json)
     except (SpecError, KeyError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

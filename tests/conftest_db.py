@@ -23,8 +23,8 @@ import psycopg
 import pytest
 from sqlalchemy.engine import URL
 
-from qwen_dash.metrics import GenerationResult
-from qwen_dash.request import CompareRequest, Settings
+from qwen_dash.core.metrics import GenerationResult
+from qwen_dash.core.request import CompareRequest, Settings
 from qwen_dash.store import Store, open_store
 
 MODEL_A = "qwen2.5-0.5b-instruct"

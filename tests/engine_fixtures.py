@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from qwen_dash.pool import ModelPool
-from qwen_dash.request import CompareRequest, Settings
-from qwen_dash.specs import DEFAULT_MODELS
+from qwen_dash.core.request import CompareRequest, Settings
+from qwen_dash.core.specs import DEFAULT_MODELS
+from qwen_dash.engine import ModelPool
 
 QWEN25, QWEN3 = DEFAULT_MODELS
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from qwen_dash.metrics import METRICS
+from qwen_dash.core.metrics import MEASURED
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -41,7 +41,7 @@ def test_compare_json_has_every_metric_for_both_models(cli_env: dict[str, str]) 
     rows = json.loads(proc.stdout)
     assert [r["model_key"] for r in rows] == ["qwen2.5-0.5b-instruct", "qwen3-0.6b"]
     for row in rows:
-        assert set(METRICS) <= set(row)
+        assert set(MEASURED) <= set(row)
         assert row["source"] == "tiny" and row["n_out"] == 6 and row["status"] == "ok"
         assert row["cuda_peak_alloc_bytes"] is None  # no GPU here: null, not 0
     assert rows[0]["run_id"] == rows[1]["run_id"] is not None  # logged as one run

@@ -9,11 +9,11 @@ import time
 import pytest
 import torch
 
-from qwen_dash.pool import Comparison, ModelPool
-from qwen_dash.request import CompareRequest, Message
-from qwen_dash.sources import build_random
-from qwen_dash.specs import load_specs
-from qwen_dash.tokenizer import encode_chat
+from qwen_dash.core.request import CompareRequest, Message
+from qwen_dash.core.specs import load_specs
+from qwen_dash.engine import Comparison, ModelPool
+from qwen_dash.worker.sources import build_random
+from qwen_dash.worker.tokenizer import encode_chat
 from tests.engine_fixtures import QWEN3, QWEN25, greedy, request_for
 
 

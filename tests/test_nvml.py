@@ -9,7 +9,7 @@ import time
 from dataclasses import dataclass
 from types import SimpleNamespace
 
-from qwen_dash.memory import MemorySampler, Nvml
+from qwen_dash.worker.memory import MemorySampler, Nvml
 
 
 class FakeNVMLError(Exception):

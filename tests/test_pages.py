@@ -7,8 +7,8 @@ import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from qwen_dash.metrics import GenerationResult
-from qwen_dash.request import CompareRequest, Settings
+from qwen_dash.core.metrics import GenerationResult
+from qwen_dash.core.request import CompareRequest, Settings
 
 QWEN25, QWEN3 = "qwen2.5-0.5b-instruct", "qwen3-0.6b"
 LABELS = {QWEN25: "Qwen2.5-0.5B-Instruct", QWEN3: "Qwen3-0.6B"}
@@ -315,7 +315,7 @@ def test_models_page_has_one_column_per_model_beside_the_quoted_figures(app, ui_
 
 
 def test_an_oversized_prompt_is_refused_with_the_limit(app) -> None:
-    from qwen_dash.request import MAX_PROMPT_CHARS
+    from qwen_dash.core.request import MAX_PROMPT_CHARS
 
     at = app()
     at = _send(at, "x" * (MAX_PROMPT_CHARS + 1))

@@ -9,14 +9,14 @@ from types import SimpleNamespace
 import pandas as pd
 import pytest
 
-from qwen_dash import charts, display
-from qwen_dash.diff import escape_markdown, side_markdown, similarity, tokens, word_diff
-from qwen_dash.live import ColumnState, Conversation, Turn, build_request, request_from_run
-from qwen_dash.metrics import GenerationResult
-from qwen_dash.models_table import comparison_table, kv_ratio
-from qwen_dash.pool import Event
-from qwen_dash.request import RequestError, Settings
-from qwen_dash.specs import load_specs
+from qwen_dash.core.metrics import GenerationResult
+from qwen_dash.core.request import RequestError, Settings
+from qwen_dash.core.specs import load_specs
+from qwen_dash.engine import Event
+from qwen_dash.views import charts, display
+from qwen_dash.views.compare import ColumnState, Conversation, Turn, build_request, request_from_run
+from qwen_dash.views.diff import escape_markdown, side_markdown, similarity, tokens, word_diff
+from qwen_dash.views.models import comparison_table, kv_ratio
 
 QWEN25, QWEN3 = "qwen2.5-0.5b-instruct", "qwen3-0.6b"
 

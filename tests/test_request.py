@@ -6,7 +6,7 @@ import dataclasses
 
 import pytest
 
-from qwen_dash.request import (
+from qwen_dash.core.request import (
     MAX_PROMPT_CHARS,
     CompareRequest,
     Message,
@@ -15,7 +15,7 @@ from qwen_dash.request import (
     recommended_settings,
     validate_request,
 )
-from qwen_dash.specs import load_specs
+from qwen_dash.core.specs import load_specs
 
 SPECS = load_specs()
 Q25, Q3 = "qwen2.5-0.5b-instruct", "qwen3-0.6b"

@@ -9,7 +9,8 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM
 
-from qwen_dash.sources import (
+from qwen_dash.core.specs import ModelSpec, load_specs
+from qwen_dash.worker.sources import (
     SourceError,
     _config_for,
     build_random,
@@ -18,8 +19,7 @@ from qwen_dash.sources import (
     resolve_source,
     twin_dir,
 )
-from qwen_dash.specs import ModelSpec, load_specs
-from qwen_dash.tokenizer import build_tokenizer, encode_chat
+from qwen_dash.worker.tokenizer import build_tokenizer, encode_chat
 
 SPECS = load_specs()
 
@@ -159,7 +159,7 @@ def test_every_generated_id_decodes_to_visible_text() -> None:
 
 
 def test_hub_download_reports_progress_as_fractions() -> None:
-    from qwen_dash.sources import _progress_tqdm
+    from qwen_dash.worker.sources import _progress_tqdm
 
     seen: list[tuple[str, float | None]] = []
     bar = _progress_tqdm(lambda m, f: seen.append((m, f)), "Qwen/Qwen3-0.6B")(

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from qwen_dash.specs import SpecError, load_specs, parse_spec_file
+from qwen_dash.core.specs import SpecError, load_specs, parse_spec_file
 
 
 def test_builtin_specs_hold_the_two_qwen_models() -> None:

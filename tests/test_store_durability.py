@@ -79,7 +79,7 @@ def test_concurrent_threads_and_processes_lose_no_run(db_url: str) -> None:
         with store.reading() as session:
             from sqlalchemy import func, select
 
-            from qwen_dash.schema import Generation
+            from qwen_dash.store.schema import Generation
 
             assert session.scalar(select(func.count()).select_from(Generation)) == 2 * total
     finally:

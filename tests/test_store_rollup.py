@@ -11,11 +11,11 @@ from typing import Any
 import pytest
 from sqlalchemy import create_engine, func, select, text
 
-from qwen_dash.bench_store import fill
-from qwen_dash.database import resolve_url, upgrade
-from qwen_dash.schema import TrendRollup
+from qwen_dash.bench.store import fill
 from qwen_dash.store import RunFilters, Store, TrendRow, build_run, open_store
-from qwen_dash.trend_rollup import plan
+from qwen_dash.store.database import resolve_url, upgrade
+from qwen_dash.store.rollups import plan
+from qwen_dash.store.schema import TrendRollup
 from tests.conftest_db import MODEL_A, MODEL_B, make_comparison
 
 T0 = datetime(2025, 3, 1, 22, 30, tzinfo=UTC)
@@ -97,7 +97,7 @@ def assert_rollup_equals_direct(store: Store) -> None:
     for filters, bucket, keys in ROLLUP_QUERIES:
         assert plan(filters, bucket, keys) is not None, (filters, bucket, keys)
         got = store.trends(filters, bucket, keys)  # type: ignore[arg-type]
-        assert_same(got, store._direct_trends(filters, bucket, keys))  # type: ignore[arg-type]
+        assert_same(got, store.trends_direct(filters, bucket, keys))  # type: ignore[arg-type]
     assert store.trends()  # not trivially equal: there is something to compare
 
 
@@ -141,12 +141,12 @@ def test_the_rollup_answers_what_it_can_and_leaves_the_rest_direct(
     store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     save_mix(store, 12)
-    expected = {i: store._direct_trends(*q) for i, q in enumerate(DIRECT_QUERIES)}  # type: ignore[arg-type]
+    expected = {i: store.trends_direct(*q) for i, q in enumerate(DIRECT_QUERIES)}  # type: ignore[arg-type]
 
     def no_direct(*_: object) -> list[TrendRow]:
         raise AssertionError("computed directly")
 
-    monkeypatch.setattr(store, "_direct_trends", no_direct)
+    monkeypatch.setattr(store, "trends_direct", no_direct)
     for filters, bucket, keys in ROLLUP_QUERIES:
         store.trends(filters, bucket, keys)  # type: ignore[arg-type]
     monkeypatch.undo()
@@ -194,9 +194,9 @@ def test_concurrent_saves_and_trend_queries_agree_with_direct(store: Store) -> N
 def test_rows_written_around_the_store_are_marked_by_the_bench_fill(store: Store) -> None:
     fill(store, 300)
     assert dirty_rows(store) > 0
-    assert_same(store.trends(), store._direct_trends(RunFilters(), "day", DEFAULT_KEYS))
+    assert_same(store.trends(), store.trends_direct(RunFilters(), "day", DEFAULT_KEYS))
     hourly = store.trends(bucket="hour", keys=(*DEFAULT_KEYS, "thinking"))
-    direct = store._direct_trends(RunFilters(), "hour", (*DEFAULT_KEYS, "thinking"))
+    direct = store.trends_direct(RunFilters(), "hour", (*DEFAULT_KEYS, "thinking"))
     assert_same(hourly, direct)
     assert sum(r.count for r in hourly) > 500
 
@@ -264,13 +264,10 @@ def test_a_save_in_flight_during_a_refresh_is_not_lost(store: Store) -> None:
     with store.writing() as session:  # a save in flight, same unit
         request, results = make_comparison("in flight", a={"ttft_ms": 500.0})
         run = build_run(request, results, created_at=T0 + timedelta(minutes=2))
-        session.add(run)
-        session.flush()
-        assert store._rollups is not None
-        store._rollups.mark_run(session, run)
+        store.add_run(session, run)
         refresher = threading.Thread(target=lambda: result.append(store.trends()))
         refresher.start()
         time.sleep(0.5)  # the refresh is waiting on this transaction now
     refresher.join()
-    assert_same(store.trends(), store._direct_trends(RunFilters(), "day", DEFAULT_KEYS))
+    assert_same(store.trends(), store.trends_direct(RunFilters(), "day", DEFAULT_KEYS))
     assert store.trends(RunFilters(models=(MODEL_A,)))[0].count == 3

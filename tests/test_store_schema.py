@@ -12,7 +12,8 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import create_engine, inspect, text
 
-from qwen_dash.database import (
+from qwen_dash.store import RunFilters, open_store
+from qwen_dash.store.database import (
     DEFAULT_DB_PATH,
     ENV_URL,
     current_revision,
@@ -20,13 +21,12 @@ from qwen_dash.database import (
     resolve_url,
     upgrade,
 )
-from qwen_dash.schema import (
+from qwen_dash.store.schema import (
     Base,
     decode_token_times,
     encode_token_times,
     include_in_autogenerate,
 )
-from qwen_dash.store import RunFilters, open_store
 from tests.conftest_db import MODEL_A, make_comparison
 
 REPO = Path(__file__).resolve().parent.parent

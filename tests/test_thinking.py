@@ -9,14 +9,13 @@ import pytest
 import torch
 from transformers import LogitsProcessor, LogitsProcessorList
 
-from qwen_dash.generation import Generator, Job
-from qwen_dash.metrics import THINK_END_ID, split_thinking, timing_metrics
-from qwen_dash.request import Settings
-from qwen_dash.sources import load_model
-from qwen_dash.specs import load_specs
+from qwen_dash.core.metrics import split_thinking, timing_metrics
+from qwen_dash.core.request import Settings
+from qwen_dash.core.specs import load_specs
+from qwen_dash.worker.generation import Generator, Job
+from qwen_dash.worker.sources import load_model
 
-THINK_START_ID = 151667
-EOS = 151645
+THINK_START_ID, THINK_END_ID = 151667, 151668  # crafted ids; the generator reads its tokenizer's
 
 
 @pytest.mark.parametrize(
@@ -31,7 +30,7 @@ EOS = 151645
     ],
 )
 def test_split_on_crafted_ids(ids: list[int], expected: int | None) -> None:
-    assert split_thinking(ids) == expected
+    assert split_thinking(ids, THINK_END_ID) == expected
 
 
 def test_timing_with_thinking_counts_answer_from_after_think_end() -> None:
@@ -90,8 +89,19 @@ def _run_script(generator: Generator, script: list[int], thinking: bool) -> tupl
     return result, events
 
 
+def test_token_ids_come_from_the_tokenizer(qwen3_generator: Generator) -> None:
+    tok, ids = qwen3_generator.tokenizer, qwen3_generator.token_ids
+    assert ids.think_start == tok.convert_tokens_to_ids("<think>") == THINK_START_ID
+    assert ids.think_end == tok.convert_tokens_to_ids("</think>") == THINK_END_ID
+    im_end, endoftext = (tok.convert_tokens_to_ids(t) for t in ("<|im_end|>", "<|endoftext|>"))
+    assert ids.stop == (im_end, endoftext) and ids.pad == endoftext
+
+
 def test_split_on_really_generated_ids(qwen3_generator: Generator) -> None:
     tok = qwen3_generator.tokenizer
+    ids = qwen3_generator.token_ids
+    assert ids.think_start is not None and ids.think_end is not None
+    THINK_START_ID, THINK_END_ID, EOS = ids.think_start, ids.think_end, ids.stop[0]
     thought = tok.encode("\nLet me see.\n", add_special_tokens=False)
     answer = tok.encode("\n\nIt is 4.", add_special_tokens=False)
     script = [THINK_START_ID, *thought, THINK_END_ID, *answer, EOS]
@@ -114,6 +124,7 @@ def test_split_on_really_generated_ids(qwen3_generator: Generator) -> None:
 
 def test_no_think_end_means_no_thinking_part(qwen3_generator: Generator) -> None:
     tok = qwen3_generator.tokenizer
+    EOS = qwen3_generator.token_ids.stop[0]
     answer = tok.encode("Just the answer.", add_special_tokens=False)
     result, events = _run_script(qwen3_generator, [*answer, EOS], thinking=False)
     assert result.reasoning is None and result.n_think is None and result.n_answer is None

@@ -46,7 +46,7 @@ def ui_pool_env(_offline: None) -> Iterator[None]:
     mp.delenv("QWEN_DASH_MODELS", raising=False)
     mp.delenv("QWEN_DASH_COMPARE", raising=False)
     yield
-    from pages._ui import shutdown_pools
+    from pages._ui.resources import shutdown_pools
 
     shutdown_pools()
     mp.undo()

@@ -1,0 +1,95 @@
+"""The sidebar every page shares: who I am, the database in use, each model's state."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from pages._ui.resources import model_labels
+from qwen_dash.engine import ModelPool, WorkerStatus
+from qwen_dash.store import StoreError, describe, resolve_url
+from qwen_dash.views.display import source_label
+
+STATE_ICONS = {
+    "stopped": ":gray[:material/stop_circle:]",
+    "starting": ":orange[:material/hourglass_top:]",
+    "loading": ":orange[:material/hourglass_top:]",
+    "ready": ":green[:material/check_circle:]",
+    "failed": ":red[:material/cancel:]",
+    "dead": ":red[:material/cancel:]",
+}
+
+
+def current_user() -> str | None:
+    name = (st.session_state.get("user") or "").strip()
+    return name or None
+
+
+def _database_line() -> str:
+    try:
+        return describe(resolve_url())
+    except StoreError as exc:
+        return f"invalid: {exc}"
+
+
+def _status_line(status: WorkerStatus, label: str) -> str:
+    icon = STATE_ICONS.get(status.state, "")
+    if status.state == "ready":
+        return f"{icon} **{label}**: {source_label(status.source)}"
+    return f"{icon} **{label}**: {status.state}"
+
+
+def all_settled(pool: ModelPool) -> bool:
+    return all(s.state in ("ready", "failed", "dead") for s in pool.status().values())
+
+
+def model_status_panel(pool: ModelPool, progress: bool = True) -> None:
+    """Each model's state and weights source; loading progress while it loads."""
+    labels = model_labels(pool)
+    for key, status in pool.status().items():
+        st.markdown(_status_line(status, labels[key]))
+        if status.state in ("starting", "loading") and progress:
+            st.progress(status.fraction or 0.0, text=status.message or "Loading")
+        elif status.state in ("failed", "dead") and status.error:
+            st.caption(status.error)
+    if pool.source == "auto":
+        resolved = {s.source for s in pool.status().values() if s.source}
+        if "twin" in resolved:
+            st.caption(
+                "Source **auto** fell back to twins: no cached weights and the Hugging Face hub "
+                "did not answer. Random weights: timing and memory are real, text is not."
+            )
+        else:
+            st.caption("Source: auto (hub when cached or reachable, else twin)")
+    else:
+        st.caption(f"Source: {pool.source} (set by QWEN_DASH_SOURCE)")
+
+
+def sidebar(pool: ModelPool | None) -> None:
+    with st.sidebar:
+        st.text_input(
+            "Who am I",
+            key="user",
+            placeholder="your name (logged with your runs)",
+            persist_state="session",
+        )
+        st.caption(f"Database: `{_database_line()}`")
+        if pool is None:
+            return
+        st.markdown("**Models**")
+        if all_settled(pool):
+            model_status_panel(pool)
+        else:
+            st.fragment(run_every=1.0)(_refreshing_status)(pool)
+
+
+def _refreshing_status(pool: ModelPool) -> None:
+    """Redrawn every second while models load; reruns the page once they all have. (While a
+    page holds the script, streaming, this waits; the columns show their model's loading.)"""
+    model_status_panel(pool)
+    if all_settled(pool) and not _streaming():
+        st.rerun(scope="app")
+
+
+def _streaming() -> bool:
+    live = st.session_state.get("live")
+    return live is not None and not live.done

@@ -1,0 +1,227 @@
+"""Model specs: which models the dashboard compares, and what is known about them.
+
+The built-in specs live in ``models.toml`` beside this file, model facts included (stop and think
+tokens by text, figures others quote). A user adds models in a TOML file of
+the same shape, found at ``$QWEN_DASH_MODELS`` or ``./models.toml``; its entries are merged over the
+built-in ones by key.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+BUILTIN_SPECS = PACKAGE_DIR / "models.toml"
+DEFAULT_MODELS = ("qwen2.5-0.5b-instruct", "qwen3-0.6b")
+MAX_SIDE_BY_SIDE = 4
+
+
+class SpecError(ValueError):
+    """A model spec file is malformed. The message names the file and the field."""
+
+
+@dataclass(frozen=True)
+class Sampling:
+    temperature: float = 0.7
+    top_p: float = 0.8
+    top_k: int = 20
+    min_p: float = 0.0
+    repetition_penalty: float = 1.0
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    key: str
+    label: str
+    hf_id: str
+    revision: str
+    context_window: int
+    max_new_tokens: int
+    can_think: bool
+    sampling: Sampling
+    thinking_sampling: Sampling | None = None
+    config_path: Path | None = None
+    license: str | None = None
+    local_path: Path | None = None
+    # Tokens by text; their ids come from the model's own tokenizer.
+    stop_tokens: tuple[str, ...] = ("<|im_end|>", "<|endoftext|>")
+    think_tokens: tuple[str, str] | None = None  # (start, end) for models that can think
+    # Figures others quote, by section ("seed", "official"): fact -> value, as transcribed.
+    reference: dict[str, dict[str, str]] = field(default_factory=dict)
+
+    def architecture_config(self) -> dict[str, Any] | None:
+        """The shipped config.json of this model's architecture, if the spec names one."""
+        if self.config_path is None:
+            return None
+        return json.loads(self.config_path.read_text())
+
+    def recommended_sampling(self, thinking: bool) -> Sampling:
+        if thinking and self.thinking_sampling is not None:
+            return self.thinking_sampling
+        return self.sampling
+
+    def kv_bytes_per_token(self, bytes_per_value: int = 2) -> int | None:
+        """K and V for every layer: 2 x layers x kv_heads x head_dim x bytes."""
+        cfg = self.architecture_config()
+        if cfg is None:
+            return None
+        head_dim = cfg.get("head_dim") or cfg["hidden_size"] // cfg["num_attention_heads"]
+        kv_heads = cfg.get("num_key_value_heads", cfg["num_attention_heads"])
+        return 2 * cfg["num_hidden_layers"] * kv_heads * head_dim * bytes_per_value
+
+
+_FIELD_TYPES: dict[str, tuple[type, ...]] = {
+    "label": (str,),
+    "hf_id": (str,),
+    "revision": (str,),
+    "config": (str,),
+    "local_path": (str,),
+    "context_window": (int,),
+    "max_new_tokens": (int,),
+    "can_think": (bool,),
+    "license": (str,),
+    "stop_tokens": (list,),
+    "think_tokens": (list,),
+}
+_TABLES = ("sampling", "thinking_sampling", "reference")
+_REQUIRED = ("hf_id", "context_window")
+_SAMPLING_TYPES: dict[str, tuple[type, ...]] = {
+    "temperature": (int, float),
+    "top_p": (int, float),
+    "top_k": (int,),
+    "min_p": (int, float),
+    "repetition_penalty": (int, float),
+}
+
+
+def _check_type(path: Path, where: str, value: Any, types: tuple[type, ...]) -> None:
+    # bool is an int in Python; a spec that says `top_k = true` is still wrong.
+    if (isinstance(value, bool) and bool not in types) or not isinstance(value, types):
+        wanted = " or ".join(t.__name__ for t in types)
+        raise SpecError(f"{path}: field '{where}' must be {wanted}, got {value!r}")
+
+
+def _parse_sampling(path: Path, key: str, name: str, raw: Any) -> Sampling:
+    where = f"models.{key}.{name}"
+    if not isinstance(raw, dict):
+        raise SpecError(f"{path}: field '{where}' must be a table")
+    for k, v in raw.items():
+        if k not in _SAMPLING_TYPES:
+            raise SpecError(f"{path}: unknown field '{where}.{k}'")
+        _check_type(path, f"{where}.{k}", v, _SAMPLING_TYPES[k])
+    values = {k: (float(v) if k != "top_k" else v) for k, v in raw.items()}
+    return Sampling(**values)
+
+
+def _parse_spec(path: Path, key: str, raw: Any) -> ModelSpec:
+    where = f"models.{key}"
+    if not isinstance(raw, dict):
+        raise SpecError(f"{path}: field '{where}' must be a table")
+    for name in _REQUIRED:
+        if name not in raw:
+            raise SpecError(f"{path}: field '{where}.{name}' is required")
+    for name, value in raw.items():
+        if name in _TABLES:
+            continue
+        if name not in _FIELD_TYPES:
+            raise SpecError(f"{path}: unknown field '{where}.{name}'")
+        _check_type(path, f"{where}.{name}", value, _FIELD_TYPES[name])
+    for name in ("context_window", "max_new_tokens"):
+        if name in raw and raw[name] <= 0:
+            raise SpecError(f"{path}: field '{where}.{name}' must be positive")
+    config_path = None
+    if "config" in raw:
+        config_path = (path.parent / raw["config"]).resolve()
+        if not config_path.is_file():
+            raise SpecError(f"{path}: field '{where}.config': no such file {config_path}")
+    thinking = raw.get("thinking_sampling")
+    stop = _token_list(path, f"{where}.stop_tokens", raw.get("stop_tokens"), min_len=1)
+    think = _token_list(path, f"{where}.think_tokens", raw.get("think_tokens"), exact=2)
+    if raw.get("can_think") and think is None:
+        raise SpecError(f"{path}: field '{where}.think_tokens' is required when can_think is true")
+    return ModelSpec(
+        key=key,
+        label=raw.get("label", key),
+        hf_id=raw["hf_id"],
+        revision=raw.get("revision", "main"),
+        context_window=raw["context_window"],
+        max_new_tokens=raw.get("max_new_tokens", min(8192, raw["context_window"])),
+        can_think=raw.get("can_think", False),
+        sampling=_parse_sampling(path, key, "sampling", raw.get("sampling", {})),
+        thinking_sampling=(
+            _parse_sampling(path, key, "thinking_sampling", thinking) if thinking else None
+        ),
+        config_path=config_path,
+        license=raw.get("license"),
+        local_path=Path(raw["local_path"]).expanduser() if "local_path" in raw else None,
+        stop_tokens=stop or ModelSpec.stop_tokens,
+        think_tokens=(think[0], think[1]) if think else None,
+        reference=_parse_reference(path, f"{where}.reference", raw.get("reference", {})),
+    )
+
+
+def _token_list(
+    path: Path, where: str, raw: Any, *, min_len: int = 0, exact: int | None = None
+) -> tuple[str, ...] | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, list) or not all(isinstance(t, str) and t for t in raw):
+        raise SpecError(f"{path}: field '{where}' must be a list of token texts")
+    if (exact is not None and len(raw) != exact) or len(raw) < min_len:
+        wanted = f"exactly {exact}" if exact is not None else f"at least {min_len}"
+        raise SpecError(f"{path}: field '{where}' must list {wanted} tokens, got {len(raw)}")
+    return tuple(raw)
+
+
+def _parse_reference(path: Path, where: str, raw: Any) -> dict[str, dict[str, str]]:
+    """``[models.<key>.reference.<section>]`` tables of fact = "value" strings."""
+    if not isinstance(raw, dict):
+        raise SpecError(f"{path}: field '{where}' must be a table")
+    out: dict[str, dict[str, str]] = {}
+    for section, facts in raw.items():
+        if not isinstance(facts, dict) or not all(isinstance(v, str) for v in facts.values()):
+            raise SpecError(f"{path}: field '{where}.{section}' must be a table of strings")
+        out[section] = dict(facts)
+    return out
+
+
+def parse_spec_file(path: Path) -> dict[str, ModelSpec]:
+    try:
+        data = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise SpecError(f"{path}: not valid TOML: {exc}") from exc
+    except OSError as exc:
+        raise SpecError(f"{path}: cannot read: {exc.strerror}") from exc
+    models = data.get("models")
+    if not isinstance(models, dict) or not models:
+        raise SpecError(f"{path}: field 'models' must be a table of [models.\"<key>\"] entries")
+    return {key: _parse_spec(path, key, raw) for key, raw in models.items()}
+
+
+def user_spec_file() -> Path | None:
+    env = os.environ.get("QWEN_DASH_MODELS")
+    if env:
+        return Path(env).expanduser()
+    local = Path.cwd() / "models.toml"
+    return local if local.is_file() else None
+
+
+def load_specs(user_file: Path | None = None) -> dict[str, ModelSpec]:
+    """Built-in specs, then the user's file over them (same key replaces)."""
+    specs = parse_spec_file(BUILTIN_SPECS)
+    extra = user_file if user_file is not None else user_spec_file()
+    if extra is not None:
+        specs.update(parse_spec_file(extra))
+    return specs
+
+
+def default_model_keys() -> list[str]:
+    env = os.environ.get("QWEN_DASH_COMPARE")
+    if env:
+        return [k.strip() for k in env.split(",") if k.strip()][:MAX_SIDE_BY_SIDE]
+    return list(DEFAULT_MODELS)

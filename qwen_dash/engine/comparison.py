@@ -1,0 +1,200 @@
+"""One request answered by several models: submitting it to their workers (at once or one after
+the other), gathering their events for whoever follows it, timeouts, cancel, and the callback
+where a finished run gets logged."""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol
+
+from qwen_dash.core.metrics import GenerationResult
+from qwen_dash.core.request import CompareRequest
+from qwen_dash.engine.protocol import Event
+from qwen_dash.engine.worker_handle import WorkerHandle
+
+
+class Workers(Protocol):
+    """What a comparison needs of the pool that runs it."""
+
+    @property
+    def workers(self) -> Mapping[str, WorkerHandle]: ...
+
+    def threads_for(self, mode: str, n_models: int) -> int: ...
+
+    def overlapped(self, job_id: str, start_ns: int, end_ns: int) -> bool: ...
+
+
+class Comparison:
+    """One request answered by several models; events are polled by whoever asked."""
+
+    def __init__(self, pool: Workers, request: CompareRequest, timeout_s: float) -> None:
+        self.pool = pool
+        self.request = request
+        self.id = uuid.uuid4().hex
+        self.timeout_s = timeout_s
+        self.events: queue.SimpleQueue[Event] = queue.SimpleQueue()
+        self.results: dict[str, GenerationResult] = {}
+        self.model_keys = list(request.settings)
+        self.received_ns = time.perf_counter_ns()
+        self._todo = list(self.model_keys)
+        self._lock = threading.Lock()
+        self._done = threading.Event()
+        self._cancelled = False
+        self._timers: list[threading.Timer] = []
+        self._callbacks: list[Callable[[Comparison], None]] = []
+
+    def job_id(self, key: str) -> str:
+        return f"{self.id}:{key}"
+
+    def start(self) -> Comparison:
+        if self.request.mode == "isolated":
+            self._submit_next()
+        else:
+            while self._submit_next():
+                pass
+        return self
+
+    def _submit_next(self) -> bool:
+        with self._lock:
+            if not self._todo:
+                return False
+            key = self._todo.pop(0)
+        handle = self.pool.workers[key]
+        self.events.put(Event(key, "queued"))
+        job = {
+            "op": "generate",
+            "id": self.job_id(key),
+            "messages": self.request.chat_for(key),
+            "settings": self.request.settings[key].to_dict(),
+            "mode": self.request.mode,
+            "threads": self.pool.threads_for(self.request.mode, len(self.model_keys)),
+            "received_ns": self.received_ns,
+        }
+        timer = threading.Timer(
+            self.timeout_s,
+            self._time_out,
+            args=(key,),
+        )
+        timer.daemon = True
+        self._timers.append(timer)
+        timer.start()
+        handle.send(job, lambda event, key=key: self._on_event(key, event))
+        return True
+
+    def _time_out(self, key: str) -> None:
+        if key not in self.results:
+            reason = f"timed out after {self.timeout_s:g} s; it restarts on the next request"
+            self.pool.workers[key].kill(reason)
+
+    def _on_event(self, key: str, event: dict[str, Any]) -> None:
+        kind = event["event"]
+        if kind == "started":
+            self.events.put(Event(key, "started"))
+        elif kind == "delta":
+            self.events.put(
+                Event(key, "delta", event["text"], event["part"], event["n"], event["t_ms"])
+            )
+        elif kind in ("result", "worker_died"):
+            result = self._result(key, event)
+            self.results[key] = result
+            self.events.put(Event(key, "result", result=result))
+            self._after_result()
+
+    def _result(self, key: str, event: dict[str, Any]) -> GenerationResult:
+        if event["event"] == "worker_died":
+            handle = self.pool.workers[key]
+            spec = handle.spec
+            return GenerationResult(
+                model_key=key,
+                hf_id=spec.hf_id,
+                source=handle.status.source or handle.source,
+                status="error",
+                error=f"{spec.label}: {event['message']}",
+                finish_reason="error",
+                mode=self.request.mode,
+                settings=self.request.settings[key].to_dict(),
+            )
+        result = GenerationResult.from_dict(event["result"])
+        result.overlapped = self.pool.overlapped(event["id"], event["start_ns"], event["end_ns"])
+        return result
+
+    def _after_result(self) -> None:
+        if self._cancelled:
+            self._fail_unsubmitted("cancelled before it started")
+        elif self.request.mode == "isolated":
+            self._submit_next()
+        if len(self.results) == len(self.model_keys):
+            self._finish()
+
+    def _finish(self) -> None:
+        for timer in self._timers:
+            timer.cancel()
+        with self._lock:
+            callbacks, self._callbacks = self._callbacks, []
+            self._done.set()
+        for callback in callbacks:
+            callback(self)
+
+    def on_done(self, callback: Callable[[Comparison], None]) -> None:
+        """Call ``callback(self)`` once every model has answered (at once if they have).
+
+        It runs on a pool thread, whether or not anyone is still polling: this is where a run
+        gets logged, so that a page that is left or rerun mid-stream loses nothing."""
+        with self._lock:
+            if not self._done.is_set():
+                self._callbacks.append(callback)
+                return
+        callback(self)
+
+    def _fail_unsubmitted(self, why: str) -> None:
+        with self._lock:
+            todo, self._todo = self._todo, []
+        for key in todo:
+            spec = self.pool.workers[key].spec
+            result = GenerationResult(
+                model_key=key,
+                hf_id=spec.hf_id,
+                source=self.pool.workers[key].source,
+                status="cancelled",
+                finish_reason="cancelled",
+                error=f"{spec.label}: {why}",
+                mode=self.request.mode,
+                settings=self.request.settings[key].to_dict(),
+            )
+            self.results[key] = result
+            self.events.put(Event(key, "result", result=result))
+
+    def cancel(self) -> None:
+        """Stop every model's answer; what was generated so far is kept."""
+        self._cancelled = True
+        for key in self.model_keys:
+            if key not in self.results:
+                self.pool.workers[key].send({"op": "cancel", "id": self.job_id(key)})
+        with self._lock:
+            nothing_running = len(self._todo) + len(self.results) == len(self.model_keys)
+        if nothing_running:
+            self._fail_unsubmitted("cancelled before it started")
+            self._finish()
+
+    @property
+    def done(self) -> bool:
+        return self._done.is_set() and self.events.empty()
+
+    def poll(self, timeout: float = 0.05) -> list[Event]:
+        """The events so far; waits up to ``timeout`` for the first."""
+        out: list[Event] = []
+        try:
+            out.append(self.events.get(timeout=timeout))
+            while True:
+                out.append(self.events.get_nowait())
+        except queue.Empty:
+            pass
+        return out
+
+    def wait(self, timeout: float | None = None) -> dict[str, GenerationResult]:
+        self._done.wait(timeout)
+        return self.results

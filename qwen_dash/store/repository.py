@@ -1,0 +1,255 @@
+"""The runs: save, find, tag, vote on, delete and export them (the write and read paths)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any, TextIO
+
+from sqlalchemy import Select, delete, func, insert, select, text
+from sqlalchemy.orm import Session, selectinload, undefer
+
+from qwen_dash.core.metrics import GenerationResult
+from qwen_dash.core.request import CompareRequest
+from qwen_dash.store import export
+from qwen_dash.store.database import StoreError
+from qwen_dash.store.filters import RunFilters
+from qwen_dash.store.runs import build_run, clean_tags, utcnow
+from qwen_dash.store.schema import VOTE_WINNERS, Generation, Run, RunTag, Vote
+from qwen_dash.store.trends import TrendQueries
+
+PAGE_SIZE = 50
+RECENT_SCAN = 5_000  # newest runs a text search scans before it asks the trigram index
+Rows = list[dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class RunPage:
+    runs: list[Run]
+    page: int
+    page_size: int
+    has_more: bool
+
+
+class Store(TrendQueries):
+    """The database of runs. Thread-safe; one per process is enough (the app caches one).
+
+    Objects returned are detached ORM rows (``qwen_dash.store.schema``) or small frozen
+    dataclasses; they stay usable after the call. ``list_runs`` loads each run's generations and
+    tags; ``get_run`` also loads the per-token times, the environment and the votes.
+    """
+
+    # ---- saving ----------------------------------------------------------------------------
+
+    def add_run(self, session: Session, run: Run) -> int:
+        """Add ``run`` in the caller's write transaction (``writing()``); returns its id."""
+        session.add(run)
+        session.flush()
+        if self.rollups is not None:
+            self.rollups.mark_run(session, run)
+        return run.id
+
+    def save_run(self, run: Run) -> int:
+        with self.writing() as session:
+            return self.add_run(session, run)
+
+    def save_comparison(
+        self,
+        request: CompareRequest,
+        results: dict[str, GenerationResult],
+        **fields: Any,
+    ) -> int:
+        """Save one comparison and its generations in one transaction; returns the run id.
+
+        ``fields`` are :func:`qwen_dash.store.runs.build_run`'s: kind, user, tags,
+        conversation_id, turn, notes, created_at."""
+        return self.save_run(build_run(request, results, **fields))
+
+    def bulk_load(self, chunks: Iterable[tuple[Rows, Rows, Rows]]) -> None:
+        """Insert rows written around the ORM, in one transaction: (runs, generations, tags)
+        per chunk, with ids given. For imports and benchmarks: far faster than one save each.
+
+        On SQLite the search index's insert trigger is set aside and the index rebuilt once at
+        the end (one trigger call per row is ~4x slower). Every trend rollup is marked dirty."""
+        with self.writing() as session:
+            trigger = self._suspend_fts_trigger(session)
+            for runs, gens, tags in chunks:
+                session.execute(insert(Run), runs)
+                session.execute(insert(Generation), gens)
+                if tags:
+                    session.execute(insert(RunTag), tags)
+            if trigger is not None:
+                session.execute(text("INSERT INTO runs_fts(runs_fts) VALUES ('rebuild')"))
+                session.execute(text(trigger))
+            if self.rollups is not None:
+                self.rollups.mark_all(session)
+
+    def _suspend_fts_trigger(self, session: Session) -> str | None:
+        """Drop the FTS insert trigger (this transaction only); returns its SQL to recreate it."""
+        if not self.conditions.has_fts:
+            return None
+        sql = session.scalar(
+            text(
+                "SELECT sql FROM sqlite_master WHERE type = 'trigger' AND name = 'runs_fts_insert'"
+            )
+        )
+        if sql is not None:
+            session.execute(text("DROP TRIGGER runs_fts_insert"))
+        return sql
+
+    # ---- reading ---------------------------------------------------------------------------
+
+    def get_run(self, run_id: int) -> Run | None:
+        """A run with everything: generations (with token times, environment), tags, votes."""
+        stmt = (
+            select(Run)
+            .where(Run.id == run_id)
+            .options(
+                selectinload(Run.generations).options(
+                    undefer(Generation.token_times), undefer(Generation.environment)
+                ),
+                selectinload(Run.tag_rows),
+                selectinload(Run.votes),
+            )
+        )
+        with self.reading() as session:
+            return session.scalars(stmt).one_or_none()
+
+    def list_runs(
+        self, filters: RunFilters | None = None, page: int = 0, page_size: int = PAGE_SIZE
+    ) -> RunPage:
+        """One page of runs, newest first, with their generations and tags."""
+        f = filters or RunFilters()
+        with self.reading() as session:
+            runs = self._recent_text_page(session, f, page, page_size) if f.text else None
+            if runs is None:
+                runs = list(session.scalars(self._page(self._runs_query(f), page, page_size)))
+        return RunPage(runs[:page_size], page, page_size, has_more=len(runs) > page_size)
+
+    @staticmethod
+    def _page(stmt: Select[tuple[Run]], page: int, page_size: int) -> Select[tuple[Run]]:
+        return (
+            stmt.offset(page * page_size)
+            .limit(page_size + 1)
+            .options(selectinload(Run.generations), selectinload(Run.tag_rows))
+        )
+
+    def _recent_text_page(
+        self, session: Session, f: RunFilters, page: int, page_size: int
+    ) -> list[Run] | None:
+        """A text search page found among the newest runs alone, or None if they hold too few.
+
+        The trigram index is fast for rare text and slow for common text (it lists every
+        match); scanning the newest runs is the reverse. If the newest RECENT_SCAN runs hold
+        enough matches for this page, those are exactly the newest matches overall.
+        """
+        if not self.conditions.has_fts:
+            return None
+        recent = select(Run.id).order_by(Run.created_at.desc(), Run.id.desc()).limit(RECENT_SCAN)
+        conditions = [*self.conditions.runs(f, text_index=False), Run.id.in_(recent)]
+        stmt = select(Run).where(*conditions).order_by(Run.created_at.desc(), Run.id.desc())
+        runs = list(session.scalars(self._page(stmt, page, page_size)))
+        return runs if len(runs) > page_size else None
+
+    def count_runs(self, filters: RunFilters | None = None, limit: int | None = None) -> int:
+        """How many runs match; with ``limit``, counting stops there (a page header that says
+        "10,000+" need not visit every match of a common word)."""
+        matching = select(Run.id).where(*self.conditions.runs(filters or RunFilters()))
+        if limit is not None:
+            matching = matching.limit(limit)
+        stmt = select(func.count()).select_from(matching.subquery())
+        with self.reading() as session:
+            return session.scalar(stmt) or 0
+
+    def filter_options(self) -> dict[str, list[str]]:
+        """Distinct models, sources and tags, for filter widgets."""
+        queries = {
+            "models": select(Generation.model_key).distinct(),
+            "sources": select(Generation.source).distinct(),
+            "tags": select(RunTag.tag).distinct(),
+        }
+        with self.reading() as session:
+            return {name: sorted(session.scalars(q)) for name, q in queries.items()}
+
+    # ---- editing ---------------------------------------------------------------------------
+
+    def set_tags(self, run_id: int, tags: Iterable[str]) -> list[str]:
+        """Replace a run's tags; returns them cleaned. StoreError when the run does not exist."""
+        cleaned = clean_tags(tags)
+        with self.writing() as session:
+            self._require(session, run_id)
+            session.execute(delete(RunTag).where(RunTag.run_id == run_id))
+            session.add_all(RunTag(run_id=run_id, tag=t) for t in cleaned)
+        return cleaned
+
+    def set_notes(self, run_id: int, notes: str | None) -> None:
+        with self.writing() as session:
+            self._require(session, run_id).notes = notes or None
+
+    def delete_run(self, run_id: int) -> bool:
+        """Delete a run with its generations, tags and votes; False when there was none."""
+        with self.writing() as session:
+            if self.rollups is not None:
+                self.rollups.mark_run_id(session, run_id)
+            return session.execute(delete(Run).where(Run.id == run_id)).rowcount > 0
+
+    def add_vote(
+        self,
+        run_id: int,
+        winner: str,
+        *,
+        model_a: str,
+        model_b: str,
+        voter: str | None = None,
+        blind: bool = True,
+    ) -> int:
+        if winner not in VOTE_WINNERS:
+            raise StoreError(f"A vote is one of {', '.join(VOTE_WINNERS)}, got '{winner}'.")
+        vote = Vote(
+            run_id=run_id,
+            created_at=utcnow(),
+            model_a=model_a,
+            model_b=model_b,
+            winner=winner,
+            voter=voter,
+            blind=blind,
+        )
+        with self.writing() as session:
+            self._require(session, run_id)
+            session.add(vote)
+            session.flush()
+            return vote.id
+
+    @staticmethod
+    def _require(session: Session, run_id: int) -> Run:
+        run = session.get(Run, run_id)
+        if run is None:
+            raise StoreError(f"There is no run {run_id}.")
+        return run
+
+    # ---- export ----------------------------------------------------------------------------
+
+    def iter_runs(self, filters: RunFilters | None = None, chunk: int = 500) -> Iterator[Run]:
+        """Every matching run, newest first, streamed in chunks, with all of its data."""
+        stmt = (
+            self._runs_query(filters or RunFilters())
+            .options(
+                selectinload(Run.generations).options(
+                    undefer(Generation.token_times), undefer(Generation.environment)
+                ),
+                selectinload(Run.tag_rows),
+            )
+            .execution_options(yield_per=chunk)
+        )
+        with self.reading() as session:
+            yield from session.scalars(stmt)
+
+    def export(self, fmt: str, filters: RunFilters | None, out: TextIO) -> int:
+        """Write the filtered runs to ``out``; returns how many runs were written.
+
+        ``jsonl``: one JSON object per run, generations nested, token times as a list.
+        ``csv``: one row per generation (run columns repeated), settings/environment as JSON.
+        """
+        if fmt not in export.FORMATS:
+            raise StoreError(f"Export format must be csv or jsonl, got '{fmt}'.")
+        return export.write(fmt, self.iter_runs(filters), out)

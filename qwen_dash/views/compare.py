@@ -1,0 +1,268 @@
+"""The Compare page's session logic, without streamlit: one live comparison and a conversation.
+
+A page keeps a :class:`LiveComparison` in its session state, calls :meth:`LiveComparison.pump`
+from its own script thread and draws :attr:`LiveComparison.columns`. The run is logged from the
+pool's thread as soon as every model has answered (``Comparison.on_done``), so a page that is
+left, rerun or stopped mid-stream loses nothing.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from qwen_dash.core.metrics import GenerationResult
+from qwen_dash.core.request import CompareRequest, Message, RequestError, Settings
+from qwen_dash.engine import Comparison, Event, ModelPool
+
+LOG_WAIT_S = 10.0
+
+
+class RunLogger(Protocol):
+    """Where a finished comparison is saved (a ``qwen_dash.store.Store``)."""
+
+    def save_comparison(
+        self, request: CompareRequest, results: dict[str, GenerationResult], **fields: Any
+    ) -> int: ...
+
+
+@dataclass
+class ColumnState:
+    """What one model's column shows, built up from the comparison's events."""
+
+    key: str
+    state: str = "waiting"  # waiting | queued | running | done
+    answer: str = ""
+    reasoning: str = ""
+    n_tokens: int = 0
+    n_reasoning: int = 0
+    last_reasoning_ms: float | None = None
+    last_t_ms: float | None = None
+    result: GenerationResult | None = None
+
+    def apply(self, event: Event) -> None:
+        if event.kind == "queued":
+            self.state = "queued"
+        elif event.kind == "started":
+            self.state = "running"
+        elif event.kind == "delta":
+            self.state = "running"
+            self.n_tokens = event.n
+            self.last_t_ms = event.t_ms
+            if event.part == "reasoning":
+                self.reasoning += event.text
+                self.n_reasoning += 1
+                self.last_reasoning_ms = event.t_ms
+            else:
+                self.answer += event.text
+        elif event.kind == "result" and event.result is not None:
+            self.state = "done"
+            self.result = event.result
+            self.answer = event.result.text
+            self.reasoning = event.result.reasoning or ""
+
+    @property
+    def has_reasoning(self) -> bool:
+        if self.result is not None:
+            return self.result.reasoning is not None
+        return self.n_reasoning > 0
+
+    @property
+    def reasoning_tokens(self) -> int | None:
+        """Tokens up to and including ``</think>`` once finished; counted live before."""
+        if self.result is not None:
+            return self.result.n_think
+        return self.n_reasoning or None
+
+    @property
+    def reasoning_ms(self) -> float | None:
+        """Time from the generate call to the end of the reasoning."""
+        r = self.result
+        if r is not None and r.n_think and len(r.token_times_ms) >= r.n_think:
+            return r.token_times_ms[r.n_think - 1]
+        return self.last_reasoning_ms
+
+
+@dataclass
+class Turn:
+    """One prompt of a conversation and what each model answered."""
+
+    prompt: str
+    results: dict[str, GenerationResult]
+    run_id: int | None = None
+
+
+@dataclass
+class Conversation:
+    """The turns so far; a follow-up sends each model its own earlier answers."""
+
+    id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    system_prompt: str | None = None
+    turns: list[Turn] = field(default_factory=list)
+
+    def history(self, key: str) -> list[Message]:
+        """One model's side of the conversation. Thinking text is never carried over; a turn
+        where the model gave no answer (error, cancelled before a token) is left out."""
+        out: list[Message] = []
+        for turn in self.turns:
+            result = turn.results.get(key)
+            if result is None or not result.text:
+                continue
+            out += [Message("user", turn.prompt), Message("assistant", result.text)]
+        return out
+
+
+def build_request(
+    prompt: str,
+    settings: dict[str, Settings],
+    system_prompt: str | None = None,
+    mode: str = "concurrent",
+    conversation: Conversation | None = None,
+) -> CompareRequest:
+    """A first prompt or a follow-up. For a follow-up each model's own history travels in
+    ``meta["histories"]`` (the pool sends it to that model); ``messages`` holds the first
+    model's, so the logged run reads as a normal conversation."""
+    keys = list(settings)
+    system = (system_prompt or "").strip() or None
+    if conversation is None or not conversation.turns:
+        return CompareRequest.from_prompt(prompt, settings, system, mode)
+    histories = {k: conversation.history(k) for k in keys}
+    request = CompareRequest.from_prompt(prompt, settings, system, mode, history=histories[keys[0]])
+    request.meta["histories"] = {
+        k: [{"role": m.role, "content": m.content} for m in h] for k, h in histories.items()
+    }
+    return request
+
+
+def request_from_run(run: Any, available: Sequence[str]) -> CompareRequest:
+    """The request that reproduces a logged run (rerun with the same settings).
+
+    Raises RequestError when a model of the run is not loaded in this server."""
+    keys = [g.model_key for g in run.generations] or list(run.settings)
+    missing = [k for k in keys if k not in available]
+    if missing:
+        raise RequestError(
+            f"This run used {', '.join(missing)}, which this server has not loaded; "
+            f"loaded: {', '.join(available)}."
+        )
+    settings = {k: Settings.from_dict(run.settings.get(k, {})) for k in keys}
+    messages = [Message(m["role"], m["content"]) for m in run.messages or []]
+    if not messages:
+        messages = [Message("user", run.prompt)]
+    request = CompareRequest(messages, settings, run.system_prompt, run.mode)
+    histories = (run.meta or {}).get("histories")
+    if histories:
+        request.meta["histories"] = {k: v for k, v in histories.items() if k in keys}
+    request.meta["rerun_of"] = run.id
+    return request
+
+
+class LiveComparison:
+    """One comparison in flight (or finished), as the Compare page follows it."""
+
+    def __init__(
+        self,
+        comparison: Comparison,
+        request: CompareRequest,
+        *,
+        conversation_id: str,
+        turn: int,
+    ) -> None:
+        self.comparison = comparison
+        self.request = request
+        self.conversation_id = conversation_id
+        self.turn = turn
+        self.columns = {key: ColumnState(key) for key in comparison.model_keys}
+        self.started = time.monotonic()
+        self.run_id: int | None = None
+        self.log_error: str | None = None
+        self.logged = threading.Event()
+        self.stop_requested = False
+        self.in_conversation = False
+
+    @property
+    def keys(self) -> list[str]:
+        return list(self.columns)
+
+    def pump(self, timeout: float = 0.05) -> bool:
+        """Apply the events that arrived; True when something changed."""
+        events = self.comparison.poll(timeout)
+        for event in events:
+            self.columns[event.model_key].apply(event)
+        return bool(events)
+
+    @property
+    def done(self) -> bool:
+        return self.comparison.done and all(c.state == "done" for c in self.columns.values())
+
+    def cancel(self) -> None:
+        self.stop_requested = True
+        self.comparison.cancel()
+
+    def wait_logged(self, timeout: float = LOG_WAIT_S) -> bool:
+        return self.logged.wait(timeout)
+
+    def results(self) -> dict[str, GenerationResult]:
+        return {k: c.result for k, c in self.columns.items() if c.result is not None}
+
+    def log_with(
+        self, store: RunLogger | None, *, user: str | None = None, tags: list[str] | None = None
+    ) -> None:
+        """Log the run from the pool's thread once every model has answered."""
+
+        def log(comparison: Comparison) -> None:
+            try:
+                if store is None:
+                    raise RuntimeError("no database is open")
+                # In the request's order (model A first), not the order the answers finished.
+                results = {
+                    k: comparison.results[k]
+                    for k in comparison.model_keys
+                    if k in comparison.results
+                }
+                self.run_id = store.save_comparison(
+                    self.request,
+                    results,
+                    kind="ui",
+                    user=user or None,
+                    tags=tags,
+                    conversation_id=self.conversation_id,
+                    turn=self.turn,
+                )
+            except Exception as exc:  # the answer stays on screen; the page says it was not logged
+                self.log_error = f"{type(exc).__name__}: {exc}"
+            finally:
+                self.logged.set()
+
+        self.comparison.on_done(log)
+
+
+def start(
+    pool: ModelPool,
+    request: CompareRequest,
+    store: RunLogger | None,
+    *,
+    conversation: Conversation,
+    user: str | None = None,
+    tags: list[str] | None = None,
+) -> LiveComparison:
+    """Validate and start a comparison, and log it when it finishes. RequestError on a request
+    the user can fix."""
+    comparison = pool.compare(request)
+    live = LiveComparison(
+        comparison, request, conversation_id=conversation.id, turn=len(conversation.turns)
+    )
+    live.log_with(store, user=user, tags=tags)
+    return live
+
+
+def finish_turn(conversation: Conversation, live: LiveComparison) -> None:
+    """Move a finished comparison into its conversation's turns (once)."""
+    if live.in_conversation:
+        return
+    live.in_conversation = True
+    conversation.turns.append(Turn(live.request.prompt, live.results(), live.run_id))
