@@ -5,7 +5,7 @@ A battle is ``(model_a, model_b, winner)`` with ``winner`` one of FastChat's val
 ``model_a``, ``model_b``, ``winner`` and, where they need them, ``tstamp`` (unix seconds) and
 ``len_a`` / ``len_b`` (answer tokens).
 
-The main rating is Bradley–Terry by maximum likelihood on the Elo scale (base 10, scale 400,
+The main rating is Bradley-Terry by maximum likelihood on the Elo scale (base 10, scale 400,
 centred on 1000): P(a beats b) = 1 / (1 + 10 ** ((R_b - R_a) / 400)). A tie of either kind is half
 a win for each side. Battles are grouped into unique (model_a, model_b, outcome) rows with counts,
 so a fit costs the same for 1,000 or 1,000,000 battles, and bootstrap rounds only redraw counts.
@@ -62,7 +62,7 @@ LEADERBOARD_COLUMNS = [
 
 @dataclass(frozen=True)
 class GroupedBattles:
-    """Unique (model_a, model_b, outcome) rows with counts: all that Bradley–Terry needs."""
+    """Unique (model_a, model_b, outcome) rows with counts: all that Bradley-Terry needs."""
 
     models: list[str]
     a: np.ndarray
@@ -78,7 +78,7 @@ class GroupedBattles:
 
 @dataclass(frozen=True)
 class LengthControlled:
-    """Bradley–Terry fitted jointly with a length covariate; ratings are at equal answer length."""
+    """Bradley-Terry fitted jointly with a length covariate; ratings are at equal answer length."""
 
     ratings: pd.Series
     length_coef: float
@@ -198,7 +198,7 @@ def fit_bt(
     prior: float = DEFAULT_PRIOR,
     x0: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Natural-scale Bradley–Terry strengths (logit = ln(10) * (theta_a - theta_b)).
+    """Natural-scale Bradley-Terry strengths (logit = ln(10) * (theta_a - theta_b)).
 
     ``counts`` replaces the group counts (a bootstrap draw); ``x0`` warm-starts the optimiser.
     """
@@ -226,7 +226,7 @@ def to_elo_scale(theta: np.ndarray, models: list[str], anchor: str | None = None
 def bt_ratings(
     battles: pd.DataFrame, prior: float = DEFAULT_PRIOR, anchor: str | None = None
 ) -> pd.Series:
-    """Bradley–Terry ratings on the Elo scale, one per model, sorted best first."""
+    """Bradley-Terry ratings on the Elo scale, one per model, sorted best first."""
     grouped = group_battles(battles)
     ratings = to_elo_scale(fit_bt(grouped, prior=prior), grouped.models, anchor)
     return pd.Series(ratings, index=grouped.models, name="rating").sort_values(ascending=False)
@@ -315,7 +315,7 @@ def _pair_table(values: pd.Series, battles: pd.DataFrame, models: list[str]) -> 
 
 
 def battle_count_matrix(battles: pd.DataFrame) -> pd.DataFrame:
-    """Symmetric count of battles between each pair of models (either side), zeros on the diagonal."""
+    """Symmetric count of battles between each pair of models (either side); diagonal zero."""
     validate_battles(battles)
     models = _model_codes(battles)[2]
     ones = pd.Series(np.ones(len(battles)))
@@ -343,7 +343,7 @@ def online_elo(battles: pd.DataFrame, k: float = K_FACTOR) -> pd.DataFrame:
     """Classic online Elo (K=4, base 10, scale 400, start 1000) in tstamp order.
 
     Returns tidy rows (tstamp, model, rating): both models' ratings after each battle, for a
-    rating-over-time chart. Unlike Bradley–Terry, the result depends on the order of battles;
+    rating-over-time chart. Unlike Bradley-Terry, the result depends on the order of battles;
     without a tstamp column the row order is used and tstamp is the row number.
     """
     validate_battles(battles)
@@ -386,7 +386,7 @@ def _length_feature(battles: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
 def length_controlled_ratings(
     battles: pd.DataFrame, prior: float = DEFAULT_PRIOR, anchor: str | None = None
 ) -> LengthControlled:
-    """Bradley–Terry plus a length covariate, fitted jointly ("style control").
+    """Bradley-Terry plus a length covariate, fitted jointly ("style control").
 
     logit P(a wins) = ln(10) * (theta_a - theta_b) + coef * (len_a - len_b) / (len_a + len_b).
     The ratings are the thetas alone, i.e. what each model would score at equal answer length;
