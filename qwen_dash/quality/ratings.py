@@ -187,7 +187,7 @@ def _minimise(
         args=(a, b, score, weights, x, n_models, prior, total),
         jac=True,
         method="L-BFGS-B",
-        options={"maxiter": _MAXITER, "gtol": _GTOL / total, "ftol": _FTOL},
+        options={"maxiter": _MAXITER, "gtol": _GTOL, "ftol": _FTOL},
     )
     return np.asarray(result.x)
 
