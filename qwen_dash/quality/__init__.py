@@ -1,0 +1,1 @@
+"""Judging quality: arena votes and ratings, prompt suites and assertions (no UI, no database)."""
