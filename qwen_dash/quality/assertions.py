@@ -211,7 +211,9 @@ def _schema_problem(data: Any, schema: Any) -> str | None:
     """The first schema violation as one line, or None when the data fits."""
     if schema is None:
         return None
-    error = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(schema).iter_errors(data))
+    error = jsonschema.exceptions.best_match(
+        jsonschema.Draft202012Validator(schema).iter_errors(data)
+    )
     if error is None:
         return None
     where = "/".join(str(p) for p in error.absolute_path) or "(root)"
@@ -389,9 +391,9 @@ _CHECKERS: dict[str, Checker] = {
 assert set(_CHECKERS) == set(KNOWN_TYPES), "every known type needs a checker"
 
 
-def check(assertion: Assertion, output: Output, vars_: Mapping[str, Any] | None = None) -> (
-    AssertionResult
-):
+def check(
+    assertion: Assertion, output: Output, vars_: Mapping[str, Any] | None = None
+) -> AssertionResult:
     """Run one assertion on one output (its answer, or its reasoning with ``on: reasoning``)."""
     checker = _CHECKERS.get(assertion.base_type)
     if checker is None:
