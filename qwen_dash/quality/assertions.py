@@ -319,10 +319,32 @@ def _think_tokens(a: Assertion, _t: str, output: Output, _v: Mapping[str, Any]) 
 
 _SAFE_BUILTINS: dict[str, Any] = {
     name: getattr(builtins, name)
-    for name in (
-        "abs all any bool dict enumerate filter float int isinstance len list map max min "
-        "range reversed round set sorted str sum tuple zip"
-    ).split()
+    for name in [
+        "abs",
+        "all",
+        "any",
+        "bool",
+        "dict",
+        "enumerate",
+        "filter",
+        "float",
+        "int",
+        "isinstance",
+        "len",
+        "list",
+        "map",
+        "max",
+        "min",
+        "range",
+        "reversed",
+        "round",
+        "set",
+        "sorted",
+        "str",
+        "sum",
+        "tuple",
+        "zip",
+    ]
 }
 
 

@@ -185,9 +185,9 @@ class _SuiteEnvironment(SandboxedEnvironment):
                 raise SecurityError("exponent too large")
             return operator.pow(left, right)
         for seq, count in ((left, right), (right, left)):
-            if isinstance(seq, str | list | tuple) and isinstance(count, int):
-                if len(seq) * count > MAX_RENDERED:
-                    raise SecurityError("repeated sequence too long")
+            sized = isinstance(seq, str | list | tuple) and isinstance(count, int)
+            if sized and len(seq) * count > MAX_RENDERED:
+                raise SecurityError("repeated sequence too long")
         return operator.mul(left, right)
 
 
