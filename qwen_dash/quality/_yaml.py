@@ -8,6 +8,7 @@ silently keep the last one and a suite would quietly lose a test's vars.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import yaml
@@ -31,7 +32,19 @@ class LineList(list[Any]):
 
 
 class _LineLoader(yaml.SafeLoader):
-    """SafeLoader (no Python objects) whose mappings and sequences carry their lines."""
+    """SafeLoader (no Python objects) whose mappings and sequences carry their lines, and whose
+    booleans are YAML 1.2's (true/false only): under YAML 1.1 the assertion key ``on`` would load
+    as ``True`` and ``on: reasoning`` would silently vanish."""
+
+
+_BOOL_TAG = "tag:yaml.org,2002:bool"
+_LineLoader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != _BOOL_TAG]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_LineLoader.add_implicit_resolver(
+    _BOOL_TAG, re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
 
 
 def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> LineDict:

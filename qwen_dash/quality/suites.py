@@ -60,6 +60,7 @@ TEST_KEYS = ("description", "vars", "assert", "threshold")
 DEFAULT_TEST_KEYS = ("vars", "assert", "threshold")
 ASSERT_KEYS = ("type", "value", "threshold", "weight", "metric", "on")
 MODES = ("isolated", "concurrent")
+_MODEL_CUTOFF = 0.85
 MAX_TEXT = 1_000_000  # characters of YAML
 MAX_REPEAT = 100
 MAX_CASES = 5_000
@@ -249,8 +250,10 @@ class _Report:
         self.errors.append(f"{where}: {path}: {message}" if path else f"{where}: {message}")
 
 
-def _did_you_mean(word: Any, choices: Iterable[str]) -> str:
-    close = difflib.get_close_matches(str(word), list(choices), n=1, cutoff=0.6)
+def _did_you_mean(word: Any, choices: Iterable[str], cutoff: float = 0.6) -> str:
+    """A suggestion for a misspelt name; model keys use a higher cutoff because they differ
+    from each other by a digit or two and a loose match would point at the wrong model."""
+    close = difflib.get_close_matches(str(word), list(choices), n=1, cutoff=cutoff)
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
@@ -708,7 +711,9 @@ def _parse_settings(
                 shared[key] = value
         elif isinstance(value, LineDict):
             if models is not None and key not in models:
-                hint = _did_you_mean(key, models) or f" (models: {', '.join(models)})"
+                hint = (
+                    _did_you_mean(key, models, _MODEL_CUTOFF) or f" (models: {', '.join(models)})"
+                )
                 report.add(line_of(raw, key), path, f"unknown model {key!r}{hint}")
             per_model[str(key)] = _parse_model_settings(value, path, report)
         else:
@@ -728,7 +733,7 @@ def _parse_models(
         return None
     for k, model in enumerate(raw):
         if known is not None and model not in known:
-            hint = _did_you_mean(model, known) or f" (known: {', '.join(known)})"
+            hint = _did_you_mean(model, known, _MODEL_CUTOFF) or f" (known: {', '.join(known)})"
             report.add(line_of(raw, k, line), f"models[{k}]", f"unknown model {model!r}{hint}")
         if raw.index(model) != k:
             report.add(line_of(raw, k, line), f"models[{k}]", f"{model!r} is listed twice")
