@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from qwen_dash.quality.assertions import Assertion, CaseResult, Output, evaluate
+from qwen_dash.quality.assertions import AssertionResult, CaseResult, Output, evaluate
 from qwen_dash.quality.suite_results import (
     FAILED_TO_PASSED,
     GONE,
@@ -148,9 +148,9 @@ def test_unknown_negated_type_suggests_negated() -> None:
 def test_unknown_top_level_key() -> None:
     text = "description: x\npromts: hi\ntests:\n  - vars: {}\n"
     assert errors_of(text) == [
-        "suite.yaml line 2: promts: unknown key 'promts' (did you mean 'prompts'?)",
         "suite.yaml line 1: prompts: missing; a suite needs a prompt template such as "
         "'{{question}}'",
+        "suite.yaml line 2: promts: unknown key 'promts' (did you mean 'prompts'?)",
     ]
 
 
@@ -445,8 +445,6 @@ def test_wilson_edges() -> None:
 
 
 def verdict(case_id: str, passed: bool, status: str | None = None, **metrics: float) -> CaseResult:
-    from qwen_dash.quality.assertions import AssertionResult
-
     asserts = tuple(AssertionResult("contains", s == 1.0, s, "", m) for m, s in metrics.items())
     status = status or ("pass" if passed else "fail")
     return CaseResult(case_id, passed, 1.0 if passed else 0.0, status, asserts)
@@ -471,19 +469,22 @@ def test_pass_rates_and_metric_means() -> None:
 
 
 def test_metric_means_from_real_evaluations() -> None:
-    asserts = (
-        Assertion("contains", "4", metric="correct"),
-        Assertion("max-tokens", 5, metric="short", weight=0),
-    )
-    from tests.test_assertions import FakeCase
-
-    case = FakeCase(asserts)
+    text = """\
+prompts: hi
+defaultTest:
+  assert:
+    - {type: contains, value: "4", metric: correct}
+    - {type: max-tokens, value: 5, metric: short, weight: 0}
+tests: [{}, {}]
+"""
+    first, second = load_suite(text, allow_python=False).cases()
     rows = [
-        ResultRow("t0", "m", evaluate(case, Output("4", None, {"n_answer": 3}))),
-        ResultRow("t1", "m", evaluate(case, Output("5", None, {"n_answer": 9}))),
+        ResultRow(first.id, "m", evaluate(first, Output("4", None, {"n_answer": 3}))),
+        ResultRow(second.id, "m", evaluate(second, Output("5", None, {"n_answer": 9}))),
     ]
     means = metric_means(rows)["m"]
     assert (means["correct"].mean, means["short"].mean) == (0.5, 0.5)
+    assert [r.result.passed for r in rows] == [True, False]  # short is weight 0: no gate
 
 
 def test_run_diff() -> None:
@@ -520,3 +521,14 @@ def test_run_diff() -> None:
         GONE: 1,
         UNCHANGED: 1,
     }
+
+
+def test_template_loops_stop_at_the_size_cap() -> None:
+    text = "prompts: '{% for i in range(10**6) %}{{ \"x\" * 999 }}{% endfor %}'\ntests: [{}]\n"
+    assert errors_of(text) == [
+        "suite.yaml line 2: tests[0]: cannot render: rendered text longer than 100,000 characters"
+    ]
+    looped = load_suite(
+        "prompts: '{% for i in range(5) %}{{ i }}{% endfor %}'\ntests: [{}]\n", allow_python=False
+    )
+    assert looped.cases()[0].prompt == "01234"

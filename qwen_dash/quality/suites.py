@@ -65,6 +65,7 @@ MAX_TEXT = 1_000_000  # characters of YAML
 MAX_REPEAT = 100
 MAX_CASES = 5_000
 MAX_RENDERED = 100_000  # characters of one rendered prompt or value
+MAX_RANGE = 1_000  # items of range() in a template
 _ALL_TYPES = (*KNOWN_TYPES, *(NOT_PREFIX + t for t in KNOWN_TYPES))
 _TEXT_TYPES = frozenset({"equals", "contains", "icontains", "starts-with", "levenshtein", "regex"})
 _LIST_TYPES = frozenset({"contains-any", "contains-all"})
@@ -193,6 +194,8 @@ class _SuiteEnvironment(SandboxedEnvironment):
 
 
 _ENV = _SuiteEnvironment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True)
+# range() is cut at MAX_RANGE items; the sandbox's own allows 100,000.
+_ENV.globals["range"] = lambda *args: range(*args)[:MAX_RANGE]
 
 
 @functools.lru_cache(maxsize=512)
@@ -201,11 +204,16 @@ def _template(source: str) -> jinja2.Template:
 
 
 def render(source: str, vars_: Mapping[str, Any]) -> str:
-    """Render one template with a test's vars (sandboxed, undefined variables raise)."""
-    text = _template(source).render(**vars_)
-    if len(text) > MAX_RENDERED:
-        raise SecurityError(f"rendered text longer than {MAX_RENDERED:,} characters")
-    return text
+    """Render one template with a test's vars (sandboxed, undefined variables raise). Rendered
+    piece by piece so that a loop producing too much text stops at the cap, not out of memory."""
+    parts: list[str] = []
+    size = 0
+    for part in _template(source).generate(**vars_):
+        size += len(part)
+        if size > MAX_RENDERED:
+            raise SecurityError(f"rendered text longer than {MAX_RENDERED:,} characters")
+        parts.append(part)
+    return "".join(parts)
 
 
 def variables(source: str) -> set[str]:
@@ -240,14 +248,20 @@ def _replace_value(a: Assertion, value: Any) -> Assertion:
 
 @dataclass
 class _Report:
-    """Collects errors so one load can report all of them, each with file, line and path."""
+    """Collects errors so one load can report all of them, each with file, line and path, in
+    the order of the file (a fix goes top to bottom), whatever order the checks ran in."""
 
     file: str
-    errors: list[str] = field(default_factory=list)
+    entries: list[tuple[int, str]] = field(default_factory=list)
 
     def add(self, line: int, path: str, message: str) -> None:
         where = f"{self.file} line {line}"
-        self.errors.append(f"{where}: {path}: {message}" if path else f"{where}: {message}")
+        text = f"{where}: {path}: {message}" if path else f"{where}: {message}"
+        self.entries.append((line, text))
+
+    @property
+    def errors(self) -> list[str]:
+        return [text for _, text in sorted(self.entries, key=lambda e: e[0])]
 
 
 def _did_you_mean(word: Any, choices: Iterable[str], cutoff: float = 0.6) -> str:
