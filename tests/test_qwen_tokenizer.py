@@ -7,6 +7,7 @@ corpus. The Qwen tokenizer has an NFC normaliser, so text round-trips as its NFC
 
 from __future__ import annotations
 
+import json
 import random
 import time
 import unicodedata
@@ -250,6 +251,7 @@ def _corpus(n: int = 600) -> list[str]:
 def test_agrees_with_tiktoken_on_a_corpus(tok, tiktoken_qwen):
     corpus = _corpus()
     assert len(set(corpus)) > 500
+    assert sum(unicodedata.normalize("NFC", s) != s for s in corpus) > 50  # NFC is exercised
     diffs = [
         s
         for s in corpus
@@ -267,6 +269,13 @@ def test_cached_build_is_reused(qwen_cache, qwen_toks):
         assert time.perf_counter() - t0 < 0.5
         assert (folder / "tokenizer.json").is_file()
     assert not [p for p in qwen_cache.iterdir() if p.name.startswith(".")]  # no tmp left
+
+
+def test_one_merge_per_token_as_in_qwens_tokenizer_json(qwen_cache, qwen_toks):
+    model = json.loads((qwen_tokenizer_dir("qwen3", qwen_cache) / "tokenizer.json").read_text())
+    assert len(model["model"]["vocab"]) == 151643
+    assert len(model["model"]["merges"]) == 151643 - 256
+    assert model["normalizer"] == {"type": "NFC"}
 
 
 def test_unknown_family(tmp_path):
