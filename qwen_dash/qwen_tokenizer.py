@@ -122,6 +122,7 @@ def _bpe_split(token: bytes, ranks: dict[bytes, int], max_rank: int) -> list[byt
     return parts
 
 
+@cache
 def vocab_and_merges() -> tuple[dict[str, int], list[tuple[str, str]]]:
     """The BPE model in ``tokenizers``' byte-level form, derived from the ranks.
 
@@ -129,6 +130,7 @@ def vocab_and_merges() -> tuple[dict[str, int], list[tuple[str, str]]]:
     with every lower-ranked merge applied: one merge per token, in rank order (151,387 of them, as
     in Qwen's tokenizer.json). transformers' ``TikTokenConverter`` also works here but lists every
     split of every token (294,166 merges: a 2.5x larger tokenizer.json that loads more slowly).
+    Shared by both families (cached): treat the result as read-only.
     """
     ranks = load_ranks()
     to_unicode = bytes_to_unicode()
