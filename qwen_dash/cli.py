@@ -103,9 +103,9 @@ def print_side_by_side(results: list[GenerationResult], labels: list[str]) -> No
     print()
     name_w = max(len(n) for n in MEASURED) + 2
     print("metric".ljust(name_w) + "".join(label[:20].rjust(22) for label in labels))
-    for name in ["status", "finish_reason", "mode", "overlapped", *MEASURED]:
-        row = [fmt_metric(name, getattr(r, name)) for r in results]
-        print(name.ljust(name_w) + "".join(v.rjust(22) for v in row))
+    for name in ("status", "finish_reason", "mode", "overlapped", *MEASURED):
+        cells = [fmt_metric(name, getattr(r, name)) for r in results]
+        print(name.ljust(name_w) + "".join(v.rjust(22) for v in cells))
 
 
 def cmd_compare(args: argparse.Namespace) -> int:

@@ -152,3 +152,15 @@ def test_the_scanner_sees_a_forbidden_import(tmp_path: Path) -> None:
     found = imported(bad, "qwen_dash.store.bad")
     assert "torch" in found and "qwen_dash.engine" in found
     assert "engine" not in LAYERS["store"]
+
+
+def test_pages_are_thin_they_reach_no_model_and_no_sql() -> None:
+    """A page never talks to a model or to SQL directly: it goes through qwen_dash."""
+    forbidden = ("sqlalchemy", "torch", "transformers", "qwen_dash.worker")
+    wrong = []
+    for path in [ROOT / "app.py", *sorted((ROOT / "pages").rglob("*.py"))]:
+        name = ".".join(path.relative_to(ROOT).with_suffix("").parts)
+        for target in imported(path, name):
+            if target.startswith(forbidden):
+                wrong.append(f"{path.relative_to(ROOT)} imports {target}")
+    assert not wrong, "\n".join(wrong)

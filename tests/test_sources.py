@@ -121,7 +121,7 @@ def test_model_without_architecture_config_cannot_be_a_twin() -> None:
 
 
 def test_qwen3_template_thinking_switch_matches_the_real_one() -> None:
-    tok = build_tokenizer(thinking=True)
+    tok = build_tokenizer("qwen3")
     msgs = [{"role": "user", "content": "Hi"}]
     on = tok.apply_chat_template(
         msgs, tokenize=False, add_generation_prompt=True, enable_thinking=True
@@ -137,7 +137,7 @@ def test_qwen3_template_thinking_switch_matches_the_real_one() -> None:
 
 
 def test_qwen25_template_adds_the_default_system_prompt() -> None:
-    tok = build_tokenizer(thinking=False)
+    tok = build_tokenizer("qwen2.5")
     text = tok.apply_chat_template(
         [{"role": "user", "content": "Hi"}], tokenize=False, add_generation_prompt=True
     )
@@ -152,7 +152,7 @@ def test_qwen25_template_adds_the_default_system_prompt() -> None:
 
 
 def test_every_generated_id_decodes_to_visible_text() -> None:
-    tok = build_tokenizer(thinking=True)
+    tok = build_tokenizer("qwen3")
     assert tok.decode([300, 70_000, 151_000]).count(" ") == 3
     assert tok.decode([151645], skip_special_tokens=True) == ""
     assert tok.decode([151668], skip_special_tokens=True) == "</think>"  # not special, as in Qwen3

@@ -51,6 +51,15 @@ class ModelSpec:
     # Tokens by text; their ids come from the model's own tokenizer.
     stop_tokens: tuple[str, ...] = ("<|im_end|>", "<|endoftext|>")
     think_tokens: tuple[str, str] | None = None  # (start, end) for models that can think
+    # Qwen's tokenizer family ("qwen2.5" or "qwen3"): what a twin or tiny model tokenizes with.
+    tokenizer: str | None = None
+
+    @property
+    def tokenizer_family(self) -> str:
+        if self.tokenizer is not None:
+            return self.tokenizer
+        return "qwen3" if self.can_think else "qwen2.5"
+
     # Figures others quote, by section ("seed", "official"): fact -> value, as transcribed.
     reference: dict[str, dict[str, str]] = field(default_factory=dict)
 
@@ -87,7 +96,9 @@ _FIELD_TYPES: dict[str, tuple[type, ...]] = {
     "license": (str,),
     "stop_tokens": (list,),
     "think_tokens": (list,),
+    "tokenizer": (str,),
 }
+TOKENIZER_FAMILIES = ("qwen2.5", "qwen3")
 _TABLES = ("sampling", "thinking_sampling", "reference")
 _REQUIRED = ("hf_id", "context_window")
 _SAMPLING_TYPES: dict[str, tuple[type, ...]] = {
@@ -114,7 +125,7 @@ def _parse_sampling(path: Path, key: str, name: str, raw: Any) -> Sampling:
         if k not in _SAMPLING_TYPES:
             raise SpecError(f"{path}: unknown field '{where}.{k}'")
         _check_type(path, f"{where}.{k}", v, _SAMPLING_TYPES[k])
-    values = {k: (float(v) if k != "top_k" else v) for k, v in raw.items()}
+    values: dict[str, Any] = {k: (float(v) if k != "top_k" else v) for k, v in raw.items()}
     return Sampling(**values)
 
 
@@ -142,6 +153,9 @@ def _parse_spec(path: Path, key: str, raw: Any) -> ModelSpec:
     thinking = raw.get("thinking_sampling")
     stop = _token_list(path, f"{where}.stop_tokens", raw.get("stop_tokens"), min_len=1)
     think = _token_list(path, f"{where}.think_tokens", raw.get("think_tokens"), exact=2)
+    if raw.get("tokenizer", TOKENIZER_FAMILIES[0]) not in TOKENIZER_FAMILIES:
+        wanted = " or ".join(TOKENIZER_FAMILIES)
+        raise SpecError(f"{path}: field '{where}.tokenizer' must be {wanted}")
     if raw.get("can_think") and think is None:
         raise SpecError(f"{path}: field '{where}.think_tokens' is required when can_think is true")
     return ModelSpec(
@@ -161,6 +175,7 @@ def _parse_spec(path: Path, key: str, raw: Any) -> ModelSpec:
         local_path=Path(raw["local_path"]).expanduser() if "local_path" in raw else None,
         stop_tokens=stop or ModelSpec.stop_tokens,
         think_tokens=(think[0], think[1]) if think else None,
+        tokenizer=raw.get("tokenizer"),
         reference=_parse_reference(path, f"{where}.reference", raw.get("reference", {})),
     )
 

@@ -4,6 +4,7 @@ where a finished run gets logged."""
 
 from __future__ import annotations
 
+import functools
 import queue
 import threading
 import time
@@ -82,7 +83,7 @@ class Comparison:
         timer.daemon = True
         self._timers.append(timer)
         timer.start()
-        handle.send(job, lambda event, key=key: self._on_event(key, event))
+        handle.send(job, functools.partial(self._on_event, key))
         return True
 
     def _time_out(self, key: str) -> None:

@@ -115,11 +115,7 @@ class WorkerHandle:
             if proc is None or proc.poll() is not None:
                 return
             self.death_reason = "the pool was shut down"
-            try:
-                proc.stdin.write(json.dumps({"op": "shutdown"}) + "\n")  # type: ignore[union-attr]
-                proc.stdin.flush()  # type: ignore[union-attr]
-            except (BrokenPipeError, OSError):
-                pass
+            _write(proc, {"op": "shutdown"})
         try:
             proc.wait(timeout)
         except subprocess.TimeoutExpired:
@@ -133,11 +129,8 @@ class WorkerHandle:
             self.ensure_started()
             if callback is not None:
                 self.pending[command["id"]] = callback
-            try:
-                self.proc.stdin.write(json.dumps(command) + "\n")  # type: ignore[union-attr]
-                self.proc.stdin.flush()  # type: ignore[union-attr]
-            except (BrokenPipeError, OSError):
-                pass  # the reader thread sees the death and fails what is pending
+            if self.proc is not None:
+                _write(self.proc, command)
 
     def _read(self, proc: subprocess.Popen[str]) -> None:
         assert proc.stdout is not None
@@ -185,3 +178,15 @@ class WorkerHandle:
             orphans, self.pending = self.pending, {}
         for job_id, callback in orphans.items():
             callback({"event": "worker_died", "id": job_id, "message": reason})
+
+
+def _write(proc: subprocess.Popen[str], command: dict[str, Any]) -> None:
+    """One command line to a worker; a dead worker's pipe is left to the reader thread, which
+    sees the death and fails what is pending."""
+    if proc.stdin is None:
+        return
+    try:
+        proc.stdin.write(json.dumps(command) + "\n")
+        proc.stdin.flush()
+    except (BrokenPipeError, OSError):
+        pass

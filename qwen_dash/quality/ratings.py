@@ -550,7 +550,7 @@ def bench_leaderboard(
         start = time.perf_counter()
         board = leaderboard(battles, bootstrap=rounds, seed=seed)
         times.append(time.perf_counter() - start)
-    truth = pd.Series(true) - np.mean(list(true.values())) + INIT_RATING
+    truth = pd.Series(true) - float(np.mean(list(true.values()))) + INIT_RATING
     fitted = board.table.set_index("model")["rating_length_controlled"]
     return {
         "n_battles": float(n_battles),

@@ -107,11 +107,14 @@ def percentiles_window(
         v = base.c[m]
         nulls_last = case((v.is_(None), 1), else_=0)
         # One window per metric: row_number ignores the frame, count needs all of it.
-        window = {"partition_by": part, "order_by": (nulls_last, v), "rows": (None, None)}
+        order = (nulls_last, v)
+        everything = (None, None)
         cols += [
             v,
-            (func.row_number().over(**window) - 1).label(f"{m}__i"),
-            func.count(v).over(**window).label(f"{m}__n"),
+            (func.row_number().over(partition_by=part, order_by=order, rows=everything) - 1).label(
+                f"{m}__i"
+            ),
+            func.count(v).over(partition_by=part, order_by=order, rows=everything).label(f"{m}__n"),
         ]
     ranked = select(*cols).subquery("ranked")
     groups = [ranked.c[k] for k in keys]

@@ -14,7 +14,7 @@ from typing import Any, Literal, TextIO
 from qwen_dash.core.metrics import MEASURED, METRIC_NAMES
 from qwen_dash.store.database import StoreError
 from qwen_dash.store.runs import RESULT_FIELDS
-from qwen_dash.store.schema import Run, decode_token_times
+from qwen_dash.store.schema import Generation, Run, decode_token_times
 
 ExportFormat = Literal["csv", "jsonl"]
 FORMATS: tuple[ExportFormat, ...] = ("csv", "jsonl")
@@ -74,7 +74,8 @@ def write_csv(runs: Iterable[Run], out: TextIO) -> int:
     for run in runs:
         base = {"run_id": run.id, "tags": ";".join(run.tags)}
         base |= {name: _jsonable(getattr(run, name)) for name in RUN_FIELDS[1:]}
-        for g in run.generations or [None]:
+        generations: list[Generation | None] = list(run.generations) or [None]
+        for g in generations:
             row = dict(base)
             if g is not None:
                 row |= {name: _jsonable(getattr(g, name)) for name in gen_cols}

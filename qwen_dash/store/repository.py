@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any, TextIO
+from typing import Any, TextIO, cast
 
-from sqlalchemy import Select, delete, func, insert, select, text
+from sqlalchemy import CursorResult, Select, delete, func, insert, select, text
 from sqlalchemy.orm import Session, selectinload, undefer
 
 from qwen_dash.core.metrics import GenerationResult
@@ -127,7 +127,7 @@ class Store(TrendQueries):
         return RunPage(runs[:page_size], page, page_size, has_more=len(runs) > page_size)
 
     @staticmethod
-    def _page(stmt: Select[tuple[Run]], page: int, page_size: int) -> Select[tuple[Run]]:
+    def _page(stmt: Select[Run], page: int, page_size: int) -> Select[Run]:
         return (
             stmt.offset(page * page_size)
             .limit(page_size + 1)
@@ -191,7 +191,8 @@ class Store(TrendQueries):
         with self.writing() as session:
             if self.rollups is not None:
                 self.rollups.mark_run_id(session, run_id)
-            return session.execute(delete(Run).where(Run.id == run_id)).rowcount > 0
+            result = cast(CursorResult[Any], session.execute(delete(Run).where(Run.id == run_id)))
+            return result.rowcount > 0
 
     def add_vote(
         self,

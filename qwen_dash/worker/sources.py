@@ -1,4 +1,4 @@
-"""Where a model's weights come from (DESIGN.md, Models and where their weights come from).
+"""Where a model's weights come from (docs/architecture.md, "Weights sources").
 
 - ``hub``: the Hugging Face id; the local HF cache first, else a download with progress.
 - ``local``: a folder with config, tokenizer and safetensors.
@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, PreTrainedModel
+from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 from transformers import PreTrainedTokenizerBase as Tokenizer
 
 from qwen_dash.core.defaults import SOURCES, cache_root
@@ -49,7 +49,7 @@ class SourceError(RuntimeError):
 
 @dataclass
 class LoadedModel:
-    model: PreTrainedModel
+    model: Any  # a PreTrainedModel; transformers types its methods too loosely to help
     tokenizer: Tokenizer
     source: str  # resolved: hub | local | twin | tiny
     revision: str | None
@@ -123,7 +123,7 @@ def _progress_tqdm(progress: Progress, label: str) -> type:
     """A tqdm class for huggingface_hub that reports download progress as events."""
     from tqdm.auto import tqdm
 
-    class ProgressTqdm(tqdm):  # type: ignore[misc]
+    class ProgressTqdm(tqdm):
         def update(self, n: float | None = 1) -> bool | None:
             out = super().update(n)
             if self.total:
@@ -163,13 +163,13 @@ def _config_for(spec: ModelSpec, overrides: dict[str, Any] | None = None) -> Any
     return AutoConfig.for_model(model_type, **cfg)
 
 
-def build_random(spec: ModelSpec, tiny: bool) -> tuple[PreTrainedModel, Tokenizer]:
+def build_random(spec: ModelSpec, tiny: bool) -> tuple[Any, Tokenizer]:
     """The spec's architecture (or its tiny version) with seeded random weights, in fp32."""
     config = _config_for(spec, TINY_SHAPE if tiny else None)
     torch.manual_seed(SEED)
     model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
     model.generation_config.do_sample = False
-    tokenizer = build_tokenizer(thinking=spec.can_think)
+    tokenizer = build_tokenizer(spec.tokenizer_family)
     return model.eval(), tokenizer
 
 
@@ -220,11 +220,9 @@ def local_folder(spec: ModelSpec) -> Path:
     return folder
 
 
-def _from_folder(
-    folder: Path, dtype: torch.dtype, device: str
-) -> tuple[PreTrainedModel, Tokenizer]:
+def _from_folder(folder: Path, dtype: torch.dtype, device: str) -> tuple[Any, Tokenizer]:
     tokenizer = AutoTokenizer.from_pretrained(folder)
-    model = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype)
+    model: Any = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype)
     return model.to(device).eval(), tokenizer
 
 

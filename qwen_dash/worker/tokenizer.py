@@ -18,18 +18,8 @@ from tokenizers import Tokenizer, decoders, pre_tokenizers
 from tokenizers.models import BPE
 from transformers import PreTrainedTokenizerBase, PreTrainedTokenizerFast
 
-FIRST_SPECIAL_ID = 151643
-CONTROL_TOKENS: dict[str, int] = {
-    "<|endoftext|>": 151643,
-    "<|im_start|>": 151644,
-    "<|im_end|>": 151645,
-}
-QWEN3_EXTRA_TOKENS: dict[str, int] = {
-    "<tool_response>": 151665,
-    "</tool_response>": 151666,
-    "<think>": 151667,
-    "</think>": 151668,
-}
+from qwen_dash.worker.qwen_tokenizer import added_ids, added_tokens
+
 QWEN25_DEFAULT_SYSTEM = "You are Qwen, created by Alibaba Cloud. You are a helpful assistant."
 
 QWEN25_TEMPLATE = (
@@ -69,14 +59,13 @@ def _pseudo_word(n: int) -> str:
     return "\u0120" + word  # byte-level "space" prefix: decodes to " word"
 
 
-def _vocab(extra: dict[str, int]) -> dict[str, int]:
+def _vocab(added: dict[str, int]) -> dict[str, int]:
     alphabet = pre_tokenizers.ByteLevel.alphabet()
     byte_tokens = sorted(alphabet, key=lambda ch: _byte_of(ch))
     vocab = {tok: i for i, tok in enumerate(byte_tokens)}
-    for i in range(len(vocab), FIRST_SPECIAL_ID):
+    for i in range(len(vocab), min(added.values())):
         vocab[_pseudo_word(i - 256)] = i
-    vocab.update(CONTROL_TOKENS)
-    vocab.update(extra)
+    vocab.update(added)
     return vocab
 
 
@@ -94,10 +83,14 @@ def _byte_of(ch: str) -> int:
     return others[code - 256]
 
 
-def build_tokenizer(thinking: bool) -> PreTrainedTokenizerFast:
-    """The offline tokenizer: Qwen3-style (think tokens, thinking template) or Qwen2.5-style."""
-    extra = QWEN3_EXTRA_TOKENS if thinking else {}
-    tok = Tokenizer(BPE(vocab=_vocab(extra), merges=[], ignore_merges=True))
+def build_tokenizer(family: str) -> PreTrainedTokenizerFast:
+    """The offline byte tokenizer of a family ("qwen2.5" or "qwen3"): its added tokens at Qwen's
+    ids (from ``core/tokenizers/qwen_added_tokens.json``) and a chat template in its style."""
+    tokens = added_tokens(family)
+    special = [t["content"] for t in tokens if t["special"]]
+    plain = [t["content"] for t in tokens if not t["special"]]
+    thinking = "</think>" in plain
+    tok = Tokenizer(BPE(vocab=_vocab(added_ids(family)), merges=[], ignore_merges=True))
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
     tok.decoder = decoders.ByteLevel()
     fast = PreTrainedTokenizerFast(
@@ -107,9 +100,9 @@ def build_tokenizer(thinking: bool) -> PreTrainedTokenizerFast:
         chat_template=QWEN3_TEMPLATE if thinking else QWEN25_TEMPLATE,
         model_max_length=131072,
     )
-    fast.add_special_tokens({"additional_special_tokens": list(CONTROL_TOKENS)})
-    # Qwen3 marks <think> and </think> as added but not special: they survive decoding.
-    fast.add_tokens(list(extra), special_tokens=False)
+    fast.add_special_tokens({"additional_special_tokens": special})
+    # Qwen marks tool and think tokens as added but not special: they survive decoding.
+    fast.add_tokens(plain, special_tokens=False)
     return fast
 
 
@@ -159,7 +152,7 @@ def encode_chat(
     kwargs: dict[str, Any] = {"tokenize": False, "add_generation_prompt": True}
     if enable_thinking is not None:
         kwargs["enable_thinking"] = enable_thinking
-    rendered = tokenizer.apply_chat_template(placeholders, **kwargs)
+    rendered = str(tokenizer.apply_chat_template(placeholders, **kwargs))
     ids: list[int] = []
     for i, piece in enumerate(_SENTINEL_RE.split(rendered)):
         if i % 2 == 1:
