@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from pages._ui.boundary import run_guarded
 from pages._ui.resources import pool_or_stop
 from pages._ui.sidebar import sidebar
 
@@ -23,5 +24,5 @@ navigation = st.navigation(
         st.Page("pages/models.py", title="Models", icon=":material/memory:", url_path="models"),
     ]
 )
-sidebar(pool_or_stop())
-navigation.run()
+run_guarded(lambda: sidebar(pool_or_stop()))
+run_guarded(navigation.run)

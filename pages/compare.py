@@ -9,8 +9,9 @@ import streamlit as st
 
 from pages._ui.compare_form import DEFAULT_MAX_NEW_TOKENS, CompareForm
 from pages._ui.navigation import HISTORY_PAGE, ensure_entrypoint
-from pages._ui.resources import model_labels, pool_or_stop, store_or_none
+from pages._ui.resources import get_outbox, model_labels, pool_or_stop, store_or_none
 from pages._ui.sidebar import current_user
+from pages._ui.text import literal, md
 from pages._ui.widgets import (
     finish_note,
     headline_metrics,
@@ -64,7 +65,9 @@ def _send() -> None:
         conversation,
     )
     try:
-        live = session.start(pool, request, store, conversation=conversation, user=current_user())
+        live = session.start(
+            pool, request, get_outbox(), conversation=conversation, user=current_user()
+        )
     except RequestError as exc:
         state["compare_error"] = str(exc)
         return
@@ -102,13 +105,20 @@ def _draw_status(slot: Any, key: str, column: session.ColumnState, live: Any) ->
     if column.state in ("waiting", "queued"):
         text = _waiting_text(key, column, status)
         if status.state in ("starting", "loading"):
-            slot.progress(status.fraction or 0.0, text=text)
+            slot.progress(status.fraction or 0.0, text=literal(text))
         else:
-            slot.caption(text)
+            slot.caption(literal(text))
     elif column.state == "running":
         elapsed = time.monotonic() - live.started
         stop = " · stopping…" if live.stop_requested else ""
-        slot.caption(f"Streaming · {column.n_tokens} tokens · {elapsed:.1f} s{stop}")
+        slot.caption(
+            md(
+                "Streaming · {n} tokens · {s} s{stop}",
+                n=column.n_tokens,
+                s=f"{elapsed:.1f}",
+                stop=stop,
+            )
+        )
     elif column.result is not None and column.result.status != "ok":
         with slot.container():
             result_status(column.result)
@@ -140,8 +150,11 @@ def _draw_reasoning(key: str, column: session.ColumnState) -> None:
         return
     n = column.reasoning_tokens
     took = column.reasoning_ms
-    title = f"Reasoning · {n if n is not None else 'n/a'} tokens · {fmt_ms(took)}"
-    with st.expander(title, expanded=False, icon=":material/psychology:"):
+    with st.expander(
+        md("Reasoning · {n} tokens · {took}", n=n if n is not None else "n/a", took=fmt_ms(took)),
+        expanded=False,
+        icon=":material/psychology:",
+    ):
         show_text(column.reasoning, empty="(no reasoning text)")
 
 
@@ -171,13 +184,16 @@ def _past_answer(turn: session.Turn, key: str) -> None:
         st.caption("No answer.")
         return
     if result.reasoning is not None:
-        with st.expander(f"Reasoning · {fmt_metric('n_think', result.n_think)} tokens"):
+        with st.expander(md("Reasoning · {n} tokens", n=fmt_metric("n_think", result.n_think))):
             show_text(result.reasoning)
     show_text(result.text, empty=result.error or "(no answer)")
     st.caption(
-        f"TTFT {fmt_metric('ttft_ms', result.ttft_ms)} · "
-        f"{fmt_metric('decode_tps', result.decode_tps)} · "
-        f"{fmt_metric('n_out', result.n_out)} tokens out"
+        md(
+            "TTFT {ttft} · {tps} · {n} tokens out",
+            ttft=fmt_metric("ttft_ms", result.ttft_ms),
+            tps=fmt_metric("decode_tps", result.decode_tps),
+            n=fmt_metric("n_out", result.n_out),
+        )
     )
 
 
@@ -186,11 +202,10 @@ def _settings_panel() -> None:
     top = st.columns([1, 3])
     top[0].number_input(
         "Max new tokens",
-        1,
-        max_tokens,
         step=32,
         key="max_new_tokens",
         persist_state="session",
+        help=md("1 to {n} (the smallest limit of the models shown).", n=f"{max_tokens:,}"),
     )
     top[1].text_area(
         "System prompt (optional)",
@@ -203,7 +218,7 @@ def _settings_panel() -> None:
     for key, col in zip(keys, st.columns(len(keys), gap="large"), strict=True):
         with col:
             with st.container(horizontal=True, vertical_alignment="center"):
-                st.markdown(f"**{labels[key]}**")
+                st.markdown(md("**{label}**", label=labels[key]))
                 st.button(
                     "Reset to recommended",
                     key=f"reset:{key}",
@@ -217,14 +232,15 @@ def _settings_panel() -> None:
             )
             cols = st.columns(3)
             for i, (name, r) in enumerate(SETTING_RANGES.items()):
+                # No bounds on the widget: a value out of range is kept and reported beside
+                # Send (a bounded widget would silently put the old value back).
                 cols[i % 3].number_input(
-                    r.label,
-                    r.low,
-                    r.high,
+                    literal(r.label),
                     step=r.step,
                     key=form.widget_key(key, name),
                     disabled=greedy and r.sampling,
                     persist_state="session",
+                    help=md("From {low} to {high}.", low=f"{r.low:g}", high=f"{r.high:g}"),
                 )
 
 
@@ -232,11 +248,23 @@ def _prompt_box(following_up: bool, running: bool) -> None:
     conversation = state.get("conversation")
     done = len(conversation.turns) if conversation else 0
     next_turn = done + (1 if state.get("live") else 0) + 1
-    label = f"Follow-up message (turn {next_turn})" if following_up else "Prompt"
+    problems = form.problems()
     with st.container(border=True):
-        st.text_area(label, key="prompt", height=72, placeholder="Ask both models something…")
+        st.text_area(
+            md("Follow-up message (turn {n})", n=next_turn) if following_up else "Prompt",
+            key="prompt",
+            height=72,
+            placeholder="Ask both models something…",
+        )
         with st.container(horizontal=True, vertical_alignment="center", gap="small"):
-            st.button("Send", key="run", type="primary", icon=":material/send:", on_click=_send)
+            st.button(
+                "Send",
+                key="run",
+                type="primary",
+                icon=":material/send:",
+                on_click=_send,
+                disabled=bool(problems),
+            )
             st.button(
                 "Stop", key="stop", icon=":material/stop:", on_click=_stop, disabled=not running
             )
@@ -250,7 +278,7 @@ def _prompt_box(following_up: bool, running: bool) -> None:
             st.space("stretch")
             if thinkers:
                 st.toggle(
-                    f"Thinking ({', '.join(labels[k] for k in thinkers)})",
+                    md("Thinking ({names})", names=", ".join(labels[k] for k in thinkers)),
                     key="thinking",
                     on_change=form.thinking_changed,
                     persist_state="session",
@@ -268,13 +296,49 @@ def _prompt_box(following_up: bool, running: bool) -> None:
                 help="Concurrent: both at once (what you watch). Isolated: one after the "
                 "other, each with every core (fair latency).",
             )
+        for problem in problems:  # beside Send, not only inside the (closed) panel
+            st.error(literal(problem), icon=":material/tune:")
         n = state.get("max_new_tokens") or DEFAULT_MAX_NEW_TOKENS
+        title = "Settings: up to {n} new tokens, system prompt, sampling"
         with st.expander(
-            f"Settings: up to {n:,} new tokens, system prompt, sampling",
+            md(title, n=f"{n:,}" if isinstance(n, int) else n),
             key="settings_expander",
             icon=":material/tune:",
         ):
             _settings_panel()
+
+
+def _logged_link(run_id: int) -> None:
+    st.page_link(
+        HISTORY_PAGE,
+        label=md("Logged as run #{n}: open it in History", n=run_id),
+        icon=":material/history:",
+        query_params={"run": str(run_id)},
+    )
+
+
+def _save_status(live: session.LiveComparison) -> None:
+    """Where the run stands: logged (with its link), or kept and retried (refreshing until it
+    lands). "Logged" is only said of a run the database has committed."""
+    if live.run_id is not None:
+        _logged_link(live.run_id)
+    elif live.save is not None:
+        st.fragment(run_every=2.0)(_retrying)(live)
+
+
+def _retrying(live: session.LiveComparison) -> None:
+    if live.run_id is not None:
+        _logged_link(live.run_id)
+        return
+    why = live.log_error or "saving…"
+    st.warning(
+        md(
+            "Not saved yet: {why} This run is kept on the server and tried again every few "
+            "seconds; this line changes when it lands.",
+            why=why,
+        ),
+        icon=":material/sync_problem:",
+    )
 
 
 # ---- the page ------------------------------------------------------------------------------------
@@ -287,10 +351,17 @@ following_up = live is not None
 st.title("Compare", anchor=False)
 st.caption("One prompt, every model, side by side. Every run is logged to History.")
 if store_error:
-    st.warning(f"Runs are not being logged: {store_error}", icon=":material/warning:")
+    st.warning(
+        md(
+            "The database cannot be used right now: {e} Runs are kept on this server and saved "
+            "as soon as it can be.",
+            e=store_error,
+        ),
+        icon=":material/warning:",
+    )
 _prompt_box(following_up, _running())
 if error := state.pop("compare_error", None):
-    st.error(error, icon=":material/error:")
+    st.error(literal(error), icon=":material/error:")
 
 statuses = pool.status()
 gap = "large"
@@ -298,11 +369,14 @@ banners: dict[str, Any] = {}
 for key, col in zip(keys, st.columns(len(keys), gap=gap), strict=True):
     with col:
         status = statuses[key]
-        st.subheader(labels[key], anchor=False)
+        st.subheader(literal(labels[key]), anchor=False)
         banners[key] = st.empty()
         _draw_banner(banners[key], key, live)
         if status.state in ("failed", "dead") and status.error:
-            st.error(status.error + " It is restarted on the next prompt.", icon=":material/error:")
+            st.error(
+                md("{e} It is restarted on the next prompt.", e=status.error),
+                icon=":material/error:",
+            )
 for turn in conversation.turns if conversation else []:
     _you(turn.prompt)
     for key, col in zip(keys, st.columns(len(keys), gap=gap), strict=True):
@@ -342,12 +416,4 @@ if live is not None:
         _draw_column(key, slots[key], live)
     live.wait_logged()
     with footer.container():
-        if live.run_id is not None:
-            st.page_link(
-                HISTORY_PAGE,
-                label=f"Logged as run #{live.run_id}: open it in History",
-                icon=":material/history:",
-                query_params={"run": str(live.run_id)},
-            )
-        elif live.log_error:
-            st.warning(f"This run was not logged: {live.log_error}", icon=":material/warning:")
+        _save_status(live)

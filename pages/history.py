@@ -11,8 +11,9 @@ import streamlit as st
 from pages._ui.compare_form import CompareForm
 from pages._ui.filters import run_filters, user_zone
 from pages._ui.navigation import COMPARE_PAGE, ensure_entrypoint
-from pages._ui.resources import model_labels, pool_or_stop, store_or_stop
+from pages._ui.resources import get_outbox, model_labels, pool_or_stop, store_or_stop
 from pages._ui.sidebar import current_user
+from pages._ui.text import literal, md
 from pages._ui.widgets import finish_note, result_status, show_text, source_banner
 from qwen_dash.core.request import RequestError
 from qwen_dash.store import PAGE_SIZE, RunFilters, Store, StoreError
@@ -25,6 +26,7 @@ from qwen_dash.views.history import (
     runs_table,
     settings_table,
 )
+from qwen_dash.views.safe_text import parse_run_id
 
 ensure_entrypoint()
 RUN_COLUMNS = ("run", "when", "prompt", "source", "mode", "thinking", "tags", "user", "status")
@@ -69,11 +71,11 @@ def list_view() -> None:
     page = 1
     with st.container(horizontal=True, vertical_alignment="center"):
         shown = f"{COUNT_LIMIT:,}+" if total >= COUNT_LIMIT else f"{total:,}"
-        st.markdown(f"**{shown}** run{'s' if total != 1 else ''}")
+        st.markdown(md("**{n}** run{s}", n=shown, s="s" if total != 1 else ""))
         st.space("stretch")
         for fmt, label, mime in EXPORTS:
             st.download_button(
-                label,
+                literal(label),
                 lambda fmt=fmt: _export(store, fmt, filters),
                 file_name=f"qwen-dash-runs.{fmt}",
                 mime=mime,
@@ -128,7 +130,8 @@ def _rerun(run_id: int) -> None:
     try:
         request = session.request_from_run(run, list(pool.workers))
         conversation = session.Conversation(system_prompt=run.system_prompt)
-        live = session.start(pool, request, store, conversation=conversation, user=current_user())
+        outbox = get_outbox()
+        live = session.start(pool, request, outbox, conversation=conversation, user=current_user())
     except RequestError as exc:
         state["history_error"] = str(exc)
         return
@@ -141,7 +144,7 @@ def _rerun(run_id: int) -> None:
 def _delete(run_id: int) -> None:
     store.delete_run(run_id)
     st.query_params.clear()
-    st.toast(f"Run #{run_id} deleted.", icon=":material/delete:")
+    st.toast(md("Run #{n} deleted.", n=run_id), icon=":material/delete:")
 
 
 def _answers(run: Any) -> None:
@@ -153,17 +156,20 @@ def _answers(run: Any) -> None:
     )
     if show_diff:
         a, b = gens
-        st.caption(f"The answers share {similarity(a.text, b.text):.0%} of their words.")
+        share = f"{similarity(a.text, b.text):.0%}"
+        st.caption(md("The answers share {share} of their words.", share=share))
         segments = word_diff(a.text, b.text)
     for i, (g, col) in enumerate(zip(gens, st.columns(len(gens), gap="large"), strict=True)):
         with col:
-            st.subheader(labels.get(g.model_key, g.model_key), anchor=False)
+            st.subheader(literal(labels.get(g.model_key, g.model_key)), anchor=False)
             source_banner(g.source)
             result_status(g)
             finish_note(g)
             if g.reasoning is not None:
-                title = f"Reasoning · {fmt_metric('n_think', g.n_think)} tokens"
-                with st.expander(title, icon=":material/psychology:"):
+                with st.expander(
+                    md("Reasoning · {n} tokens", n=fmt_metric("n_think", g.n_think)),
+                    icon=":material/psychology:",
+                ):
                     show_text(g.reasoning, empty="(no reasoning text)")
             with st.container(key=f"output-{g.model_key}"):
                 if show_diff:
@@ -213,12 +219,12 @@ def _actions(run: Any) -> None:
             args=(run.id,),
         )
         with st.popover("Delete", icon=":material/delete:"):
-            st.write(f"Delete run #{run.id} and its answers? This cannot be undone.")
+            st.write(md("Delete run #{n} and its answers? This cannot be undone.", n=run.id))
             st.button(
                 "Delete this run", type="primary", key="delete", on_click=_delete, args=(run.id,)
             )
     if error := state.pop("history_error", None):
-        st.error(error, icon=":material/error:")
+        st.error(literal(error), icon=":material/error:")
 
 
 def _earlier_turns(run: Any) -> None:
@@ -227,10 +233,12 @@ def _earlier_turns(run: Any) -> None:
     if not any(histories.values()):
         return
     turns = max(len(h) for h in histories.values()) // 2
-    with st.expander(f"Earlier turns of this conversation ({turns})", icon=":material/forum:"):
+    with st.expander(
+        md("Earlier turns of this conversation ({n})", n=turns), icon=":material/forum:"
+    ):
         for key, col in zip(histories, st.columns(len(histories)), strict=True):
             with col:
-                st.markdown(f"**{labels.get(key, key)}**")
+                st.markdown(md("**{label}**", label=labels.get(key, key)))
                 for message in histories[key]:
                     st.caption("You" if message["role"] == "user" else "Answer")
                     show_text(message["content"])
@@ -241,17 +249,17 @@ def run_view(run_id: int) -> None:
     run = store.get_run(run_id)
     if run is None:
         st.error(
-            f"There is no run #{run_id}: it was deleted, or the link is wrong.",
+            md("There is no run #{n}: it was deleted, or the link is wrong.", n=run_id),
             icon=":material/search:",
         )
         return
-    st.title(f"Run #{run.id}", anchor=False)
+    st.title(md("Run #{n}", n=run.id), anchor=False)
     when = run.created_at.astimezone(user_zone()).strftime("%Y-%m-%d %H:%M:%S %Z")
     facts = [when, f"mode {run.mode}", f"thinking {'on' if run.thinking else 'off'}"]
     facts += [f"by {run.user}"] if run.user else []
     facts += [f"turn {run.turn + 1} of a conversation"] if run.turn else []
     facts += [f"rerun of #{run.meta['rerun_of']}"] if (run.meta or {}).get("rerun_of") else []
-    st.caption(" · ".join(facts))
+    st.caption(literal(" · ".join(facts)))
     _actions(run)
     if run.system_prompt:
         st.markdown("**System prompt**")
@@ -276,10 +284,14 @@ def run_view(run_id: int) -> None:
 if state.pop("goto_compare", False):
     st.switch_page(COMPARE_PAGE)
 raw = st.query_params.get("run")
+run_id = parse_run_id(raw)
 if raw is None:
     list_view()
-elif raw.isdigit():
-    run_view(int(raw))
+elif run_id is not None:
+    run_view(run_id)
 else:
     st.button("All runs", icon=":material/arrow_back:", on_click=_back, type="tertiary")
-    st.error(f"'{raw}' is not a run number.", icon=":material/search:")
+    st.error(
+        md("That link does not name a run: {raw} is not a run number.", raw=repr(raw[:40])),
+        icon=":material/search:",
+    )

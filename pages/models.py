@@ -6,6 +6,7 @@ import streamlit as st
 
 from pages._ui.navigation import ensure_entrypoint
 from pages._ui.resources import model_labels, pool_or_stop, store_or_none
+from pages._ui.text import literal, md
 from qwen_dash.views.charts import generations_frame, load_generations
 from qwen_dash.views.display import is_random_source, source_label
 from qwen_dash.views.models import SECTIONS, SPEED_PAGES_NOTE, comparison_table, kv_ratio
@@ -28,32 +29,44 @@ random = {labels[k]: s.source for k, s in statuses.items() if is_random_source(s
 if random:
     names = ", ".join(f"{label} ({source_label(src)})" for label, src in random.items())
     st.warning(
-        f"Random weights: {names}. Counts, layers and heads are those of the loaded model: a "
-        "twin has the real architecture, a tiny test model does not.",
+        md(
+            "Random weights: {names}. Counts, layers and heads are those of the loaded model: a "
+            "twin has the real architecture, a tiny test model does not.",
+            names=names,
+        ),
         icon=":material/warning:",
     )
 loading = [labels[k] for k, s in statuses.items() if s.state != "ready"]
 if loading:
-    st.info(f"Still loading: {', '.join(loading)}. Their counted facts appear once loaded.")
+    st.info(
+        md(
+            "Still loading: {names}. Their counted facts appear once loaded.",
+            names=", ".join(loading),
+        )
+    )
 if store is None:
-    st.warning(f"The database cannot be opened, so nothing measured is shown: {store_error}")
+    st.warning(
+        md("The database cannot be opened, so nothing measured is shown: {e}", e=store_error)
+    )
     generations = generations_frame([], labels)
 else:
     generations = load_generations(store, None, labels)
 
 table = comparison_table(specs, infos, generations)
 for section in SECTIONS:
-    st.subheader(section.split(" (")[0], anchor=False)
+    st.subheader(literal(section.split(" (")[0]), anchor=False)
     if section.startswith("Measured"):
         st.caption(
             "Medians of the answers logged here with the weights this server loaded, per timing "
             "mode (isolated: one model at a time, fair latency)."
         )
     elif section.startswith("Qwen's"):
-        st.caption(section[len("Qwen's official speed pages ") :].strip("()"))
+        st.caption(literal(section[len("Qwen's official speed pages ") :].strip("()")))
         st.info(SPEED_PAGES_NOTE, icon=":material/info:")
     part = table.xs(section, level="section").rename_axis(None)
     st.table(part, border="horizontal")
 
 if ratio := kv_ratio(specs):
-    st.caption(f"KV cache: {ratio} (2 x layers x KV heads x head dim x 2 bytes in bf16).")
+    st.caption(
+        md("KV cache: {ratio} (2 x layers x KV heads x head dim x 2 bytes in bf16).", ratio=ratio)
+    )

@@ -7,6 +7,7 @@ import streamlit as st
 from pages._ui.filters import run_filters
 from pages._ui.navigation import COMPARE_PAGE, ensure_entrypoint
 from pages._ui.resources import model_labels, pool_or_stop, store_or_stop
+from pages._ui.text import md
 from qwen_dash.views import charts
 from qwen_dash.views.display import NA
 from qwen_dash.views.models import kv_ratio
@@ -60,7 +61,7 @@ with over_time:
             )
 
 with spread:
-    st.caption(f"Every answer of the newest {charts.MAX_RUNS:,} matching runs.")
+    st.caption(md("Every answer of the newest {n} matching runs.", n=f"{charts.MAX_RUNS:,}"))
     left, right = st.columns(2)
     for i, metric in enumerate(charts.TREND_CHARTS):
         with left if i % 2 == 0 else right:
@@ -83,9 +84,13 @@ with paired:
         else:
             la, lb = labels[model_a], labels[model_b]
             st.caption(
-                f"Each point is one run where both answered: {la} minus {lb}. Above zero: {la} "
-                f"was higher (slower to first token, faster decoding, more memory). Colour "
-                f"separates the weights sources and the timing mode."
+                md(
+                    "Each point is one run where both answered: {la} minus {lb}. Above zero: "
+                    "{la} was higher (slower to first token, faster decoding, more memory). "
+                    "Colour separates the weights sources and the timing mode.",
+                    la=la,
+                    lb=lb,
+                )
             )
             left, right = st.columns(2)
             for i, metric in enumerate(charts.TREND_CHARTS):
@@ -100,8 +105,13 @@ with memory:
     ratio = kv_ratio(shown)
     growth = f" {ratio} Long prompts cost it that much more memory." if ratio else ""
     st.caption(
-        f"KV cache per token, from the architectures: {facts}.{growth} Points: every "
-        f"answer of the newest {charts.MAX_RUNS:,} matching runs."
+        md(
+            "KV cache per token, from the architectures: {facts}.{growth} Points: every answer "
+            "of the newest {n} matching runs.",
+            facts=facts,
+            growth=growth,
+            n=f"{charts.MAX_RUNS:,}",
+        )
     )
     st.plotly_chart(charts.memory_vs_input_figure(ok), key="memory-vs-input")
     slopes = charts.memory_slopes(ok)

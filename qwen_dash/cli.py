@@ -24,6 +24,7 @@ from qwen_dash.core.request import (
 from qwen_dash.core.specs import SpecError, default_model_keys, load_specs
 from qwen_dash.store import EXPORT_FORMATS, RunFilters, Store, StoreError, open_store
 from qwen_dash.views.display import fmt_metric, twin_warning
+from qwen_dash.views.safe_text import clean_search
 
 
 def _source_arg(p: argparse.ArgumentParser) -> None:
@@ -166,7 +167,7 @@ def _when(value: str | None, flag: str) -> datetime | None:
 def cmd_export(args: argparse.Namespace) -> int:
     try:
         filters = RunFilters(
-            text=args.text,
+            text=clean_search(args.text),
             models=tuple(args.model),
             sources=tuple(args.source),
             since=_when(args.since, "--since"),

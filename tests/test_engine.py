@@ -5,13 +5,15 @@ from __future__ import annotations
 import os
 import signal
 import time
+from pathlib import Path
 
 import pytest
 import torch
 
-from qwen_dash.core.request import CompareRequest, Message
+from qwen_dash.core.request import CompareRequest, Message, Settings
 from qwen_dash.core.specs import load_specs
-from qwen_dash.engine import Comparison, ModelPool
+from qwen_dash.engine import Comparison, Event, ModelPool
+from qwen_dash.store import open_store
 from qwen_dash.worker.sources import build_random
 from qwen_dash.worker.tokenizer import encode_chat
 from tests.engine_fixtures import QWEN3, QWEN25, greedy, request_for
@@ -141,16 +143,35 @@ def test_cancel_mid_stream_keeps_partial_answers(tiny_pool: ModelPool) -> None:
     assert all(r.status == "ok" and r.n_out == 4 for r in after.values())
 
 
-def test_killed_worker_fails_alone_and_is_restarted(tiny_pool: ModelPool) -> None:
-    comparison = tiny_pool.compare(request_for("Write a long poem.", 400))
+def test_killed_worker_fails_alone_keeps_its_partial_answer_and_is_restarted(
+    tiny_pool: ModelPool, tmp_path: Path
+) -> None:
+    # Sampled, not greedy: a tiny random model's greedy answer can be newlines for a long while.
+    sampled = Settings(max_new_tokens=400, seed=1)
+    request = CompareRequest.from_prompt("Write a long poem.", {QWEN25: sampled, QWEN3: sampled})
+    comparison = tiny_pool.compare(request)
+    deltas: list[Event] = []
     deadline = time.monotonic() + 60
-    while not any(e.kind == "delta" and e.model_key == QWEN3 for e in comparison.poll(0.1)):
+    while not "".join(e.text for e in deltas if e.model_key == QWEN3).strip():
         assert time.monotonic() < deadline
+        deltas += [e for e in comparison.poll(0.1) if e.kind == "delta"]
     os.kill(tiny_pool.workers[QWEN3].proc.pid, signal.SIGKILL)
     results = comparison.wait(120)
-    assert results[QWEN3].status == "error"
-    assert "exited with code -9" in results[QWEN3].error
+    deltas += [e for e in comparison.poll(0) if e.kind == "delta"]
+    dead = results[QWEN3]
+    assert dead.status == "error" and "exited with code -9" in dead.error
+    streamed = [e for e in deltas if e.model_key == QWEN3]
+    # What streamed before the crash is the answer, marked as cut off.
+    assert dead.n_out == len(streamed) >= 1 and "cut off after" in dead.error
+    assert dead.text == "".join(e.text for e in streamed).strip("\n") and dead.text
+    assert dead.token_times_ms == [e.t_ms for e in streamed]
+    assert dead.ttft_ms == streamed[0].t_ms and dead.e2e_ms == streamed[-1].t_ms
     assert results[QWEN25].status == "ok" and results[QWEN25].n_out == 400
+    # ... and it is in the logged run.
+    store = open_store(f"sqlite:///{tmp_path / 'crash.sqlite3'}")
+    run = store.get_run(store.save_comparison(request, results))
+    assert run is not None and run.generation(QWEN3).text == dead.text
+    store.close()
     # The next request restarts the dead worker and both answer.
     after = tiny_pool.compare(request_for("Hi", 4)).wait(180)
     assert all(r.status == "ok" for r in after.values()), after

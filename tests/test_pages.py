@@ -4,6 +4,8 @@ real worker processes and a real SQLite database."""
 from __future__ import annotations
 
 import json
+import re
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -53,7 +55,12 @@ def _codes(block: Any) -> list[str]:
 
 
 def _errors(at: Any) -> list[str]:
-    return [e.value for e in at.error] + [str(e.value) for e in at.exception]
+    return [_plain(e.value) for e in at.error] + [str(e.value) for e in at.exception]
+
+
+def _plain(markdown: str) -> str:
+    """Text as a reader sees it: the pages escape user text for Markdown (backslashes)."""
+    return re.sub(r"\\(.)", r"\1", markdown)
 
 
 # ---- Compare -------------------------------------------------------------------------------------
@@ -134,14 +141,14 @@ def test_a_follow_up_sends_each_model_its_own_earlier_answer(app, ui_store) -> N
     ]
     shown = [c.value for c in page.code]
     assert all(answers[k] in shown for k in (QWEN25, QWEN3))
-    assert any("turn 2 of a conversation" in c.value for c in page.caption)
+    assert any("turn 2 of a conversation" in _plain(c.value) for c in page.caption)
 
 
 def test_an_empty_prompt_is_refused_with_a_message(app) -> None:
     at = app()
     at.button(key="run").click()
     at = at.run()
-    assert any("prompt is empty" in e.value for e in at.error)
+    assert any("prompt is empty" in _plain(e.value) for e in at.error)
     assert "live" not in at.session_state
 
 
@@ -160,7 +167,7 @@ def test_settings_start_at_each_models_recommended_sampling(app) -> None:
 
 def test_a_twin_column_says_its_weights_are_random(app) -> None:
     at = app()
-    warnings = [w.value for w in at.warning]
+    warnings = [_plain(w.value) for w in at.warning]
     assert sum("random weights" in w for w in warnings) == 2, warnings
 
 
@@ -181,19 +188,19 @@ def test_history_lists_runs_newest_first_and_searches(app, ui_store) -> None:
     assert list(at.dataframe[0].value["prompt"]) == ["older banana prompt"]
     at.text_input(key="h_q").input("no such words")
     at = at.run()
-    assert any("No run matches" in i.value for i in at.info)
+    assert any("No run matches" in _plain(i.value) for i in at.info)
 
 
 def test_history_empty_state(app) -> None:
     at = app("history")
-    assert any("No runs logged yet" in i.value for i in at.info)
+    assert any("No runs logged yet" in _plain(i.value) for i in at.info)
 
 
 def test_a_run_page_opens_by_url_with_outputs_metrics_and_environment(app, ui_store) -> None:
     run_id = seed_run(ui_store, "Compare <i>these</i>", texts=("alpha beta", "alpha gamma"))
     at = app("history", run=str(run_id))
     assert not _errors(at)
-    assert at.title[0].value == f"Run #{run_id}"
+    assert _plain(at.title[0].value) == f"Run #{run_id}"
     codes = _codes(at.main)
     assert "Compare <i>these</i>" in codes and "alpha beta" in codes and "alpha gamma" in codes
     metrics = at.dataframe[0].value
@@ -203,7 +210,7 @@ def test_a_run_page_opens_by_url_with_outputs_metrics_and_environment(app, ui_st
     # The word diff marks what differs, escaped.
     at.toggle(key="diff").set_value(True)
     at = at.run()
-    shown = " ".join(m.value for m in at.markdown)
+    shown = " ".join(_plain(m.value) for m in at.markdown)
     assert ":red-background[beta]" in shown and ":green-background[gamma]" in shown
 
 
@@ -231,7 +238,7 @@ def test_rerun_runs_the_same_request_again_on_the_compare_page(app, ui_store) ->
     at.button(key="rerun").click()
     at = at.run()
     assert not _errors(at)
-    assert at.title[0].value == "Compare"
+    assert _plain(at.title[0].value) == "Compare"
     live = at.session_state["live"]
     assert live.done
     again = ui_store.get_run(live.run_id)
@@ -246,7 +253,7 @@ def test_rerun_runs_the_same_request_again_on_the_compare_page(app, ui_store) ->
 
 def test_an_unknown_run_says_so(app) -> None:
     at = app("history", run="999")
-    assert any("There is no run #999" in e.value for e in at.error)
+    assert any("There is no run #999" in _plain(e.value) for e in at.error)
 
 
 def test_history_offers_csv_and_json_lines_downloads(app, ui_store) -> None:
@@ -266,7 +273,7 @@ def _figures(at: Any) -> list[dict[str, Any]]:
 def test_trends_empty_state_is_helpful(app) -> None:
     at = app("trends")
     assert not _errors(at)
-    assert any("Nothing to chart yet" in i.value for i in at.info)
+    assert any("Nothing to chart yet" in _plain(i.value) for i in at.info)
     assert not at.get("plotly_chart")
 
 
@@ -307,7 +314,7 @@ def test_models_page_has_one_column_per_model_beside_the_quoted_figures(app, ui_
     assert measured.loc["Isolated (tiny): decode speed (median)", LABELS[QWEN3]] == "33.0 tok/s"
     assert seed.loc["Throughput", LABELS[QWEN25]] == "47.16 tokens/s"
     assert official.loc["Formula", LABELS[QWEN3]] == "(prompt + generated tokens) / time"
-    notes = " ".join(i.value for i in at.info)
+    notes = " ".join(_plain(i.value) for i in at.info)
     assert "not comparable" in notes and "A100" in notes and "H20" in notes
 
 
@@ -319,23 +326,40 @@ def test_an_oversized_prompt_is_refused_with_the_limit(app) -> None:
 
     at = app()
     at = _send(at, "x" * (MAX_PROMPT_CHARS + 1))
-    assert any(f"the limit is {MAX_PROMPT_CHARS:,}" in e.value for e in at.error)
+    assert any(f"the limit is {MAX_PROMPT_CHARS:,}" in _plain(e.value) for e in at.error)
     assert "live" not in at.session_state
 
 
-def test_an_unusable_database_is_named_and_compare_still_answers(app, tmp_path, monkeypatch):
+def test_an_unusable_database_is_named_compare_still_answers_and_the_run_lands_later(
+    app, tmp_path, monkeypatch
+):
     blocker = tmp_path / "a-file"
     blocker.write_text("where the database folder should be")
-    monkeypatch.setenv("QWEN_DASH_DB_URL", f"sqlite:///{blocker / 'db' / 'runs.sqlite3'}")
+    path = blocker / "db" / "runs.sqlite3"
+    monkeypatch.setenv("QWEN_DASH_DB_URL", f"sqlite:///{path}")
     at = app()
-    warnings = [w.value for w in at.warning]
-    assert any("Runs are not being logged" in w and "Cannot create" in w for w in warnings)
+    warnings = [_plain(w.value) for w in at.warning]
+    assert any("cannot be used right now" in w and "Cannot create" in w for w in warnings)
     at = _send(at, "Still answer me", max_new_tokens=3)
     live = at.session_state["live"]
-    assert live.done and live.run_id is None
+    assert live.done and live.run_id is None  # never "Logged" for a run that is not saved
     assert all(c.result is not None and c.result.status == "ok" for c in live.columns.values())
+    shown = [_plain(w.value) for w in at.warning]
+    assert any("Not saved yet" in w and "kept" in w for w in shown), shown
     history = app("history")
-    assert any("The database cannot be opened" in e.value for e in history.error)
+    assert any("The database cannot be opened" in _plain(e.value) for e in history.error)
+    # The database becomes usable: the kept run is retried and lands.
+    blocker.unlink()
+    deadline = time.monotonic() + 30
+    while live.run_id is None:
+        assert time.monotonic() < deadline, live.log_error
+        time.sleep(0.2)
+    from qwen_dash.store import open_store
+
+    store = open_store(f"sqlite:///{path}")
+    run = store.get_run(live.run_id)
+    assert run is not None and run.prompt == "Still answer me"
+    store.close()
 
 
 def test_a_model_that_fails_to_load_says_why(app, monkeypatch) -> None:
@@ -348,5 +372,32 @@ def test_a_model_that_fails_to_load_says_why(app, monkeypatch) -> None:
     for column in live.columns.values():
         assert column.result.status == "error"
         assert "source 'local' needs a folder" in column.result.error
-    shown = " ".join([e.value for e in at.error] + [c.value for c in at.caption])
+    shown = " ".join([_plain(e.value) for e in at.error] + [_plain(c.value) for c in at.caption])
     assert "failed to load" in shown and "needs a folder" in shown
+
+
+def test_invalid_settings_block_send_with_the_reason_beside_it(app) -> None:
+    at = app()
+    at.number_input(key=f"s:{QWEN3}:temperature").set_value(1000.0)
+    at = at.run()
+    assert at.button(key="run").disabled
+    # The reason is shown beside Send, even though the settings panel is closed.
+    assert any("temperature must be between 0 and 2, got 1000" in e for e in _errors(at))
+    assert at.number_input(key=f"s:{QWEN3}:temperature").value == 1000.0  # kept, not replaced
+    at.number_input(key=f"s:{QWEN3}:temperature").set_value(0.5)
+    at = at.run()
+    assert not at.button(key="run").disabled and not _errors(at)
+
+
+def test_an_unexpected_failure_is_a_clear_message_not_a_traceback(app, ui_store, monkeypatch):
+    from qwen_dash.store import Store
+
+    def broken(*_: object, **__: object) -> object:
+        raise RuntimeError("SELECT secret_internal_detail FROM runs")
+
+    monkeypatch.setattr(Store, "count_runs", broken)
+    at = app("history")
+    assert not at.exception  # no traceback reaches the page
+    shown = " ".join(_errors(at))
+    assert "Something went wrong on this page" in shown and "reference" in shown
+    assert "secret_internal_detail" not in shown

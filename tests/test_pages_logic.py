@@ -15,8 +15,9 @@ from qwen_dash.core.specs import load_specs
 from qwen_dash.engine import Event
 from qwen_dash.views import charts, display
 from qwen_dash.views.compare import ColumnState, Conversation, Turn, build_request, request_from_run
-from qwen_dash.views.diff import escape_markdown, side_markdown, similarity, tokens, word_diff
+from qwen_dash.views.diff import side_markdown, similarity, tokens, word_diff
 from qwen_dash.views.models import comparison_table, kv_ratio
+from qwen_dash.views.safe_text import escape_markdown
 
 QWEN25, QWEN3 = "qwen2.5-0.5b-instruct", "qwen3-0.6b"
 

@@ -10,7 +10,7 @@ from collections.abc import MutableMapping
 from dataclasses import dataclass
 from typing import Any
 
-from qwen_dash.core.request import CompareRequest, Settings
+from qwen_dash.core.request import CompareRequest, RequestError, Settings, validate_settings
 from qwen_dash.engine import ModelPool
 
 SAMPLING = ("temperature", "top_p", "top_k", "min_p", "repetition_penalty")
@@ -65,23 +65,28 @@ class CompareForm:
                 self.reset_sampling(key)
 
     def settings(self) -> dict[str, Settings]:
-        """Each model's settings as the form describes them."""
+        """Each model's settings exactly as the form holds them: nothing rounded, clamped or
+        replaced, so validation sees what the user typed."""
         thinking = bool(self.state.get(THINKING))
         out = {}
         for key in self.keys:
-            seed = self.state.get(self.widget_key(key, "seed"))
-            values = {n: self.state[self.widget_key(key, n)] for n in SAMPLING}
+            values = {n: self.state.get(self.widget_key(key, n)) for n in (*SAMPLING, "seed")}
             out[key] = Settings(
-                temperature=float(values["temperature"]),
-                top_p=float(values["top_p"]),
-                top_k=int(values["top_k"]),
-                min_p=float(values["min_p"]),
-                repetition_penalty=float(values["repetition_penalty"]),
-                max_new_tokens=int(self.state.get(MAX_NEW_TOKENS) or DEFAULT_MAX_NEW_TOKENS),
-                seed=None if seed is None else int(seed),
+                **values,
+                max_new_tokens=self.state.get(MAX_NEW_TOKENS),
                 greedy=bool(self.state.get(self.widget_key(key, "greedy"))),
                 thinking=thinking and self.pool.specs[key].can_think,
             )
+        return out
+
+    def problems(self) -> list[str]:
+        """Why Send would be refused, one message per model that has a bad setting."""
+        out = []
+        for key, settings in self.settings().items():
+            try:
+                validate_settings(settings, self.pool.specs[key])
+            except RequestError as exc:
+                out.append(str(exc))
         return out
 
     def load(self, request: CompareRequest) -> None:

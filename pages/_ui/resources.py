@@ -7,9 +7,11 @@ from typing import NoReturn
 
 import streamlit as st
 
+from pages._ui.text import literal
 from qwen_dash.core.specs import SpecError
 from qwen_dash.engine import ModelPool
 from qwen_dash.store import Store, StoreError, open_store
+from qwen_dash.store.outbox import Outbox, StoreOpener
 
 POOLS: list[ModelPool] = []  # every pool this process started, for shutdown_pools()
 
@@ -41,17 +43,34 @@ def get_pool() -> ModelPool:
     )
 
 
-@st.cache_resource(show_spinner="Opening the database…")
-def _store(url: str) -> Store:
-    return open_store(url or None)
+@st.cache_resource
+def _store_opener(url: str) -> StoreOpener:
+    """The server's store, opened on first use; a database that cannot be opened now is tried
+    again on the next call."""
+    return StoreOpener(lambda: open_store(url or None))
+
+
+@st.cache_resource
+def _outbox(url: str) -> Outbox:
+    """Saves every session's runs; keeps and retries those the database refuses."""
+    return Outbox(_store_opener(url))
+
+
+def _url() -> str:
+    return os.environ.get("QWEN_DASH_DB_URL", "")
 
 
 def get_store() -> Store:
-    return _store(os.environ.get("QWEN_DASH_DB_URL", ""))
+    store: Store = _store_opener(_url())()
+    return store
+
+
+def get_outbox() -> Outbox:
+    return _outbox(_url())
 
 
 def _stop(message: str) -> NoReturn:
-    st.error(message, icon=":material/error:")
+    st.error(literal(message), icon=":material/error:")
     st.stop()
     raise AssertionError("st.stop() returned")  # it raises; this tells the type checker
 

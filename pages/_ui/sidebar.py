@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from pages._ui.resources import model_labels
+from pages._ui.resources import get_outbox, model_labels, store_or_none
+from pages._ui.text import literal, md
 from qwen_dash.engine import ModelPool, WorkerStatus
 from qwen_dash.store import StoreError, describe, resolve_url
 from qwen_dash.views.display import source_label
@@ -31,11 +32,8 @@ def _database_line() -> str:
         return f"invalid: {exc}"
 
 
-def _status_line(status: WorkerStatus, label: str) -> str:
-    icon = STATE_ICONS.get(status.state, "")
-    if status.state == "ready":
-        return f"{icon} **{label}**: {source_label(status.source)}"
-    return f"{icon} **{label}**: {status.state}"
+def _state(status: WorkerStatus) -> str:
+    return source_label(status.source) if status.state == "ready" else status.state
 
 
 def all_settled(pool: ModelPool) -> bool:
@@ -46,11 +44,14 @@ def model_status_panel(pool: ModelPool, progress: bool = True) -> None:
     """Each model's state and weights source; loading progress while it loads."""
     labels = model_labels(pool)
     for key, status in pool.status().items():
-        st.markdown(_status_line(status, labels[key]))
+        st.markdown(
+            STATE_ICONS.get(status.state, "")
+            + md(" **{label}**: {what}", label=labels[key], what=_state(status))
+        )
         if status.state in ("starting", "loading") and progress:
-            st.progress(status.fraction or 0.0, text=status.message or "Loading")
+            st.progress(status.fraction or 0.0, text=literal(status.message or "Loading"))
         elif status.state in ("failed", "dead") and status.error:
-            st.caption(status.error)
+            st.caption(literal(status.error))
     if pool.source == "auto":
         resolved = {s.source for s in pool.status().values() if s.source}
         if "twin" in resolved:
@@ -61,7 +62,7 @@ def model_status_panel(pool: ModelPool, progress: bool = True) -> None:
         else:
             st.caption("Source: auto (hub when cached or reachable, else twin)")
     else:
-        st.caption(f"Source: {pool.source} (set by QWEN_DASH_SOURCE)")
+        st.caption(md("Source: {s} (set by QWEN_DASH_SOURCE)", s=pool.source))
 
 
 def sidebar(pool: ModelPool | None) -> None:
@@ -72,7 +73,8 @@ def sidebar(pool: ModelPool | None) -> None:
             placeholder="your name (logged with your runs)",
             persist_state="session",
         )
-        st.caption(f"Database: `{_database_line()}`")
+        st.caption(md("Database: {db}", db=_database_line()))
+        _store_notices()
         if pool is None:
             return
         st.markdown("**Models**")
@@ -80,6 +82,20 @@ def sidebar(pool: ModelPool | None) -> None:
             model_status_panel(pool)
         else:
             st.fragment(run_every=1.0)(_refreshing_status)(pool)
+
+
+def _store_notices() -> None:
+    """What happened to the database that a user should know: it was recreated; runs waiting
+    to be saved."""
+    store, _ = store_or_none()
+    if store is not None and store.notice:
+        st.warning(literal(store.notice), icon=":material/database:")
+    waiting = len(get_outbox().waiting())
+    if waiting:
+        st.warning(
+            md("{n} run(s) not saved yet: kept and retried.", n=waiting),
+            icon=":material/sync_problem:",
+        )
 
 
 def _refreshing_status(pool: ModelPool) -> None:

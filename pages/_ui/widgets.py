@@ -9,6 +9,7 @@ from typing import Any
 
 import streamlit as st
 
+from pages._ui.text import literal, md
 from qwen_dash.core.metrics import HEADLINE_METRICS, REGISTRY
 from qwen_dash.views.display import (
     fmt_metric,
@@ -24,7 +25,7 @@ def show_text(text: str, empty: str = "") -> None:
     if text:
         st.code(text, language=None, wrap_lines=True, height="content")
     elif empty:
-        st.caption(empty)
+        st.caption(literal(empty))
 
 
 def source_badge(source: str | None) -> None:
@@ -44,7 +45,7 @@ def twin_banner(source: str | None) -> None:
     warning = twin_warning(source)
     if warning:
         head, _, rest = warning.partition(". ")
-        st.warning(f"**{head}.** {rest}", icon=":material/warning:")
+        st.warning(md("**{head}.** {rest}", head=head, rest=rest), icon=":material/warning:")
 
 
 def headline_metrics(result: Any) -> None:
@@ -55,12 +56,14 @@ def headline_metrics(result: Any) -> None:
         for name, col in zip(row, st.columns(per_row, gap="small"), strict=False):
             value = getattr(result, name, None)
             label = REGISTRY[name].short_label
-            col.metric(label, fmt_metric(name, value), help=metric_definition(name))
+            col.metric(
+                literal(label), fmt_metric(name, value), help=literal(metric_definition(name))
+            )
 
 
 def result_status(result: Any) -> None:
     if result.status == "error":
-        st.error(result.error or "The model failed.", icon=":material/error:")
+        st.error(literal(result.error or "The model failed."), icon=":material/error:")
     elif result.status == "cancelled":
         st.warning("Stopped: what was generated so far is kept.", icon=":material/stop_circle:")
 

@@ -6,6 +6,7 @@ Messages that fail validation are written for the person who typed the prompt.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, replace
+from math import isfinite
 from typing import Any
 
 from qwen_dash.core.specs import ModelSpec
@@ -142,8 +143,32 @@ def _check_range(name: str, value: float, model: str) -> None:
         )
 
 
+INTEGER_SETTINGS = ("top_k", "seed", "max_new_tokens")
+NUMBER_SETTINGS = ("temperature", "top_p", "min_p", "repetition_penalty")
+SWITCH_SETTINGS = ("greedy", "thinking")
+
+
+def _check_types(s: Settings, model: str) -> None:
+    """Whole numbers where whole numbers are meant, finite numbers elsewhere, switches as bools:
+    a value of the wrong kind is refused, never rounded or replaced."""
+    for name in INTEGER_SETTINGS:
+        value = getattr(s, name)
+        if name == "seed" and value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise RequestError(f"{model}: {name} must be a whole number, got {value!r}.")
+    for name in NUMBER_SETTINGS:
+        value = getattr(s, name)
+        if isinstance(value, bool) or not isinstance(value, int | float) or not isfinite(value):
+            raise RequestError(f"{model}: {name} must be a number, got {value!r}.")
+    for name in SWITCH_SETTINGS:
+        if not isinstance(getattr(s, name), bool):
+            raise RequestError(f"{model}: {name} must be on or off, got {getattr(s, name)!r}.")
+
+
 def validate_settings(s: Settings, spec: ModelSpec) -> None:
     m = spec.label
+    _check_types(s, m)
     for name, r in SETTING_RANGES.items():
         value = getattr(s, name)
         if value is not None and not (s.greedy and r.sampling):

@@ -10,12 +10,47 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from qwen_dash.core.metrics import GenerationResult
+from qwen_dash.core.metrics import GenerationResult, timing_metrics
 from qwen_dash.core.request import CompareRequest
 from qwen_dash.engine.protocol import Event
 from qwen_dash.engine.worker_handle import WorkerHandle
+
+
+@dataclass
+class Partial:
+    """What one model streamed before its result: its text and per-token times. A worker that
+    dies mid-answer sends no result; this is what is kept of its answer."""
+
+    answer: str = ""
+    reasoning: str = ""
+    n: int = 0
+    times_ms: list[float] = field(default_factory=list)
+
+    def add(self, delta: dict[str, Any]) -> None:
+        if delta["part"] == "reasoning":
+            self.reasoning += delta["text"]
+        else:
+            self.answer += delta["text"]
+        self.n = delta["n"]
+        self.times_ms.append(delta["t_ms"])
+
+    def keep_in(self, result: GenerationResult) -> None:
+        """Fill a failed result with the partial answer, marked as cut off. Timing figures that
+        need the whole answer (n_in-based speeds, the thinking split) stay null."""
+        result.text = self.answer.strip("\n")
+        result.reasoning = self.reasoning.strip("\n") or None
+        result.token_times_ms = list(self.times_ms)
+        timing = timing_metrics(0, [round(t * 1e6) for t in self.times_ms], n_in=0)
+        for name in ("n_out", "ttft_ms", "e2e_ms", "decode_tps", "gen_tps", "itl_p50_ms"):
+            setattr(result, name, timing[name])
+        result.itl_p95_ms = timing["itl_p95_ms"]
+        result.error = (
+            f"{result.error}. The answer is cut off after {self.n} tokens: what came before "
+            "the crash is kept."
+        )
 
 
 class Workers(Protocol):
@@ -46,6 +81,7 @@ class Comparison:
         self._done = threading.Event()
         self._cancelled = False
         self._timers: list[threading.Timer] = []
+        self._partial: dict[str, Partial] = {}  # what streamed so far, kept if a worker dies
         self._callbacks: list[Callable[[Comparison], None]] = []
 
     def job_id(self, key: str) -> str:
@@ -96,6 +132,7 @@ class Comparison:
         if kind == "started":
             self.events.put(Event(key, "started"))
         elif kind == "delta":
+            self._partial.setdefault(key, Partial()).add(event)
             self.events.put(
                 Event(key, "delta", event["text"], event["part"], event["n"], event["t_ms"])
             )
@@ -109,7 +146,7 @@ class Comparison:
         if event["event"] == "worker_died":
             handle = self.pool.workers[key]
             spec = handle.spec
-            return GenerationResult(
+            result = GenerationResult(
                 model_key=key,
                 hf_id=spec.hf_id,
                 source=handle.status.source or handle.source,
@@ -119,6 +156,10 @@ class Comparison:
                 mode=self.request.mode,
                 settings=self.request.settings[key].to_dict(),
             )
+            partial = self._partial.get(key)
+            if partial is not None and partial.n:
+                partial.keep_in(result)
+            return result
         result = GenerationResult.from_dict(event["result"])
         result.overlapped = self.pool.overlapped(event["id"], event["start_ns"], event["end_ns"])
         return result

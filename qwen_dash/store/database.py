@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -33,7 +34,16 @@ REPO_DIR = Path(__file__).resolve().parents[2]
 MIGRATIONS_DIR = REPO_DIR / "db"
 DEFAULT_DB_PATH = MIGRATIONS_DIR / "qwen_dash.sqlite3"
 ENV_URL = "QWEN_DASH_DB_URL"
-SQLITE_BUSY_TIMEOUT_MS = 60_000
+SQLITE_BUSY_TIMEOUT_MS = 60_000  # how long a write waits for another writer's lock
+ENV_SQLITE_BUSY = "QWEN_DASH_SQLITE_BUSY_MS"
+
+
+def sqlite_busy_ms() -> int:
+    """``$QWEN_DASH_SQLITE_BUSY_MS``, else SQLITE_BUSY_TIMEOUT_MS."""
+    raw = os.environ.get(ENV_SQLITE_BUSY, "")
+    return int(raw) if raw.isascii() and raw.isdigit() else SQLITE_BUSY_TIMEOUT_MS
+
+
 # SQLite's synchronous setting. NORMAL (the default, SQLite's recommendation for WAL): every
 # commit is atomic and consistent and survives an app crash; on power loss or an OS crash the last
 # few commits may be lost (never corrupted). FULL (opt-in): a saved run also survives power loss,
@@ -56,17 +66,40 @@ def resolve_url(url: str | URL | None = None) -> URL:
         return URL.create("sqlite", database=str(DEFAULT_DB_PATH))
     try:
         return make_url(raw)
-    except ArgumentError as exc:
-        hint = f" (from ${ENV_URL})" if url is None else ""
+    except (ArgumentError, ValueError):
+        # Not echoed: a URL that cannot be parsed may still hold a password.
+        where = f"${ENV_URL}" if url is None else "The database URL given"
         raise StoreError(
-            f"'{raw}'{hint} is not a database URL. Use e.g. sqlite:///path/to/file.sqlite3 or "
+            f"{where} cannot be read as a database URL (it is not shown here, as it may hold a "
+            "password). Use e.g. sqlite:///path/to/file.sqlite3 or "
             "postgresql+psycopg://user:password@host/dbname."
-        ) from exc
+        ) from None
+
+
+# Query parameters that carry secrets in some driver's URLs (psycopg's password, sslpassword,
+# cloud tokens, ...): their values are never shown.
+_SECRET_PARAM = re.compile(r"pass|pwd|secret|token|key|auth|credential", re.IGNORECASE)
+HIDDEN = "***"
 
 
 def describe(url: URL) -> str:
-    """The URL as it is safe to show a user: the password hidden."""
-    return url.render_as_string(hide_password=True)
+    """The URL as it is safe to show a user: the password and every query parameter that may
+    hold a secret hidden."""
+    marker = "qwendashhidden"
+    query = {k: (marker if _SECRET_PARAM.search(k) else v) for k, v in url.query.items()}
+    return url.set(query=query).render_as_string(hide_password=True).replace(marker, HIDDEN)
+
+
+def redact(message: str, url: URL) -> str:
+    """A message with every secret of ``url`` taken out, wherever a driver quoted it."""
+    secrets = [url.password] if url.password else []
+    for key, value in url.query.items():
+        if _SECRET_PARAM.search(key):
+            secrets += [value] if isinstance(value, str) else list(value)
+    for secret in secrets:
+        if secret:
+            message = message.replace(str(secret), HIDDEN)
+    return message
 
 
 def sqlite_path(url: URL) -> Path | None:
@@ -140,7 +173,7 @@ def _sqlite_on_connect(dbapi_connection: Any, _record: Any, *, foreign_keys: boo
     dbapi_connection.create_aggregate("qd_quantiles", -1, SQLiteQuantiles)
     cursor = dbapi_connection.cursor()
     try:
-        cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute(f"PRAGMA busy_timeout = {sqlite_busy_ms()}")
         cursor.execute(f"PRAGMA foreign_keys = {'ON' if foreign_keys else 'OFF'}")
         if cursor.execute("PRAGMA journal_mode").fetchone()[0].lower() not in ("wal", "memory"):
             cursor.execute("PRAGMA journal_mode = WAL")
@@ -159,7 +192,7 @@ def _sqlite_on_begin(conn: Connection) -> None:
 def make_engine(url: URL, *, foreign_keys: bool = True, **kwargs: Any) -> Engine:
     """An engine for ``url``; SQLite connections get WAL, busy timeout and explicit BEGIN."""
     if url.get_backend_name() == "sqlite":
-        connect_args = {"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}
+        connect_args = {"timeout": sqlite_busy_ms() / 1000}
         engine = create_engine(url, connect_args=connect_args, **kwargs)
 
         @event.listens_for(engine, "connect")
@@ -226,6 +259,7 @@ def explain(exc: SQLAlchemyError, url: URL) -> StoreError:
     """A database error at open time, as a message for a person."""
     orig = getattr(exc, "orig", None) or exc
     reason = str(orig).strip().splitlines()[0] if str(orig).strip() else type(orig).__name__
+    reason = redact(reason, url)
     where = describe(url)
     if url.get_backend_name() == "sqlite":
         if "readonly" in reason or "read-only" in reason:

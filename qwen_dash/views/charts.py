@@ -18,6 +18,7 @@ from qwen_dash.core.metrics import REGISTRY, TREND_METRICS
 from qwen_dash.store import PairedDifference, Store, TrendRow
 from qwen_dash.store.filters import RunFilters
 from qwen_dash.views.display import metric_label
+from qwen_dash.views.safe_text import escape_html
 
 # The trend metrics drawn as lines over time (output length has its own histogram).
 TREND_CHARTS: tuple[str, ...] = tuple(m for m in TREND_METRICS if REGISTRY[m].unit != "tokens")
@@ -52,7 +53,8 @@ def axis_title(metric: str) -> str:
 
 
 def series_name(model_label: str, source: str, mode: str) -> str:
-    return f"{model_label} · {source} · {mode}"
+    """A series' name as plotly shows it (legend, hover): HTML-escaped, so a label is text."""
+    return escape_html(f"{model_label} · {source} · {mode}")
 
 
 def _label(labels: Mapping[str, str], key: str) -> str:
@@ -260,6 +262,7 @@ def output_length_figure(frame: pd.DataFrame) -> go.Figure:
 
 
 def paired_figure(frame: pd.DataFrame, metric: str, label_a: str, label_b: str) -> go.Figure:
+    label_a, label_b = escape_html(label_a), escape_html(label_b)
     data = frame.assign(value=scaled(frame[metric], metric)).dropna(subset=["value"])
     fig = px.scatter(
         data,

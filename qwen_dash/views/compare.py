@@ -13,21 +13,14 @@ import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 from qwen_dash.core.metrics import GenerationResult
 from qwen_dash.core.request import CompareRequest, Message, RequestError, Settings
 from qwen_dash.engine import Comparison, Event, ModelPool
+from qwen_dash.store.outbox import Outbox, PendingSave
 
 LOG_WAIT_S = 10.0
-
-
-class RunLogger(Protocol):
-    """Where a finished comparison is saved (a ``qwen_dash.store.Store``)."""
-
-    def save_comparison(
-        self, request: CompareRequest, results: dict[str, GenerationResult], **fields: Any
-    ) -> int: ...
 
 
 @dataclass
@@ -178,9 +171,8 @@ class LiveComparison:
         self.turn = turn
         self.columns = {key: ColumnState(key) for key in comparison.model_keys}
         self.started = time.monotonic()
-        self.run_id: int | None = None
-        self.log_error: str | None = None
-        self.logged = threading.Event()
+        self.save: PendingSave | None = None  # set once every model has answered
+        self._handed = threading.Event()
         self.stop_requested = False
         self.in_conversation = False
 
@@ -204,39 +196,45 @@ class LiveComparison:
         self.comparison.cancel()
 
     def wait_logged(self, timeout: float = LOG_WAIT_S) -> bool:
-        return self.logged.wait(timeout)
+        """Until the first attempt to save the run is over (saved, or kept for a retry)."""
+        if not self._handed.wait(timeout) or self.save is None:
+            return False
+        return self.save.settled.wait(timeout)
+
+    @property
+    def run_id(self) -> int | None:
+        """The run's id once it is in the database, else None."""
+        return self.save.run_id if self.save is not None and self.save.saved else None
+
+    @property
+    def log_error(self) -> str | None:
+        """Why the run is not in the database yet (it is kept and retried), else None."""
+        return None if self.save is None or self.save.saved else self.save.error
 
     def results(self) -> dict[str, GenerationResult]:
         return {k: c.result for k, c in self.columns.items() if c.result is not None}
 
     def log_with(
-        self, store: RunLogger | None, *, user: str | None = None, tags: list[str] | None = None
+        self, outbox: Outbox, *, user: str | None = None, tags: list[str] | None = None
     ) -> None:
-        """Log the run from the pool's thread once every model has answered."""
+        """Hand the run to the outbox from the pool's thread once every model has answered:
+        a page that is left, rerun or stopped mid-stream loses nothing."""
 
         def log(comparison: Comparison) -> None:
-            try:
-                if store is None:
-                    raise RuntimeError("no database is open")
-                # In the request's order (model A first), not the order the answers finished.
-                results = {
-                    k: comparison.results[k]
-                    for k in comparison.model_keys
-                    if k in comparison.results
-                }
-                self.run_id = store.save_comparison(
-                    self.request,
-                    results,
-                    kind="ui",
-                    user=user or None,
-                    tags=tags,
-                    conversation_id=self.conversation_id,
-                    turn=self.turn,
-                )
-            except Exception as exc:  # the answer stays on screen; the page says it was not logged
-                self.log_error = f"{type(exc).__name__}: {exc}"
-            finally:
-                self.logged.set()
+            # In the request's order (model A first), not the order the answers finished.
+            results = {
+                k: comparison.results[k] for k in comparison.model_keys if k in comparison.results
+            }
+            self.save = outbox.submit(
+                self.request,
+                results,
+                kind="ui",
+                user=user or None,
+                tags=tags,
+                conversation_id=self.conversation_id,
+                turn=self.turn,
+            )
+            self._handed.set()
 
         self.comparison.on_done(log)
 
@@ -244,7 +242,7 @@ class LiveComparison:
 def start(
     pool: ModelPool,
     request: CompareRequest,
-    store: RunLogger | None,
+    outbox: Outbox,
     *,
     conversation: Conversation,
     user: str | None = None,
@@ -256,7 +254,7 @@ def start(
     live = LiveComparison(
         comparison, request, conversation_id=conversation.id, turn=len(conversation.turns)
     )
-    live.log_with(store, user=user, tags=tags)
+    live.log_with(outbox, user=user, tags=tags)
     return live
 
 

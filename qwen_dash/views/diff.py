@@ -1,6 +1,6 @@
 """Word-level diff of two answers, and safe Markdown to show it.
 
-Model output is untrusted: :func:`escape_markdown` backslash-escapes every ASCII punctuation
+Model output is untrusted: ``safe_text.escape_markdown`` backslash-escapes every ASCII punctuation
 character (CommonMark allows it for all of them), so no link, image, HTML tag, emoji shortcode,
 math or Streamlit directive can come out of a model's text; only the highlighting this module adds
 is markup.
@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import difflib
 import re
-import string
 from dataclasses import dataclass
 
+from qwen_dash.views.safe_text import escape_markdown
+
 _TOKEN = re.compile(r"\s+|[^\s]+")
-_PUNCT = frozenset(string.punctuation)
 
 
 @dataclass(frozen=True)
@@ -66,18 +66,6 @@ def similarity(a: str, b: str) -> float:
     if not ta and not tb:
         return 1.0
     return difflib.SequenceMatcher(None, ta, tb, autojunk=False).ratio()
-
-
-def escape_markdown(text: str) -> str:
-    """Text that Markdown shows literally: every ASCII punctuation character escaped, line
-    breaks kept (hard breaks), leading spaces kept as no-break spaces (no code blocks)."""
-    lines = []
-    for line in text.split("\n"):
-        escaped = "".join("\\" + ch if ch in _PUNCT else ch for ch in line)
-        stripped = escaped.lstrip(" \t")
-        indent = len(escaped) - len(stripped)
-        lines.append("\u00a0" * indent + stripped)
-    return "  \n".join(lines)
 
 
 def _highlight(text: str, color: str) -> str:

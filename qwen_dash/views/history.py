@@ -14,6 +14,7 @@ import pandas as pd
 from qwen_dash.core.metrics import METRIC_NAMES
 from qwen_dash.store import RunFilters
 from qwen_dash.views.display import NA, fmt_metric, metric_definition, metric_label
+from qwen_dash.views.safe_text import clean_search
 
 PROMPT_PREVIEW_CHARS = 90
 THINKING_CHOICES = {"Any": None, "On": True, "Off": False}
@@ -46,7 +47,7 @@ def make_filters(
     if len(dates) >= 2 and dates[1] is not None:
         until = datetime.combine(dates[1] + timedelta(days=1), time.min, tz)
     return RunFilters(
-        text=(text or "").strip() or None,
+        text=clean_search(text),
         models=tuple(models),
         sources=tuple(sources),
         since=since,
