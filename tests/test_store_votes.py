@@ -226,9 +226,7 @@ def test_migration_from_0003_keeps_existing_votes(db_url: str) -> None:
         assert ana.created_at == datetime(2025, 1, 2, 3, 5, tzinfo=UTC)
         assert ana.updated_at == datetime(2025, 1, 2, 3, 6, tzinfo=UTC)
         assert [(c.old_winner, c.new_winner) for c in ana.changes] == [("a", "b")]
-        assert [(b.model_a, b.model_b, b.winner) for b in ana.battles] == [
-            (MODEL_A, MODEL_B, "b")
-        ]
+        assert [(b.model_a, b.model_b, b.winner) for b in ana.battles] == [(MODEL_A, MODEL_B, "b")]
         assert votes[None].winner == "both_bad" and votes["bo"].winner == "tie"
         assert sorted(store.battles(EVERYTHING)["winner"]) == [
             "model_b",

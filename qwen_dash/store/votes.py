@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Unpack
+from typing import Any
 
 from sqlalchemy import ColumnElement, Select, and_, func, insert, or_, select
 from sqlalchemy.exc import IntegrityError
@@ -280,7 +280,7 @@ class VoteQueries(StoreBase):
         columns["winner"] = [TO_FASTCHAT[w] for w in columns["winner"]]
         return columns
 
-    def _battles_query(self, f: VoteFilters) -> Select[Unpack[tuple[Any, ...]]]:
+    def _battles_query(self, f: VoteFilters) -> Select[*tuple[Any, ...]]:
         ga, gb = aliased(Generation, name="ga"), aliased(Generation, name="gb")
         b = VoteBattle
         stmt = (
