@@ -7,6 +7,7 @@ only chooses what goes in (the filters) and how it reads.
 
 from __future__ import annotations
 
+import html
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -16,7 +17,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from qwen_dash.core.arena import RANDOM_SOURCES
+from qwen_dash.core.arena import RANDOM_SOURCES, SIDE_LETTERS
 from qwen_dash.quality.ratings import (
     LEADERBOARD_COLUMNS,
     Leaderboard,
@@ -257,6 +258,12 @@ def _fmt(value: Any, metric: str) -> str:
 # ---- figures ------------------------------------------------------------------------------------
 
 
+def _figure_label(labels: Mapping[str, str], key: str) -> str:
+    """A model name for a figure: plotly reads a few HTML tags in text, so they are escaped
+    (imported battles may name models anything)."""
+    return html.escape(model_label(labels, key))
+
+
 def _style(fig: go.Figure, title: str, height: int = 360) -> go.Figure:
     fig.update_layout(
         title={"text": title, "font": {"size": 15}},
@@ -270,7 +277,7 @@ def _style(fig: go.Figure, title: str, height: int = 360) -> go.Figure:
 def rating_figure(board: Leaderboard, labels: Mapping[str, str]) -> go.Figure:
     """Each model's rating with its 95% interval (bars), and its length-controlled rating."""
     t = board.table.iloc[::-1]  # best on top
-    names = [model_label(labels, m) for m in t["model"]]
+    names = [_figure_label(labels, m) for m in t["model"]]
     fig = go.Figure()
     fig.add_trace(
         go.Scatter(
@@ -303,7 +310,7 @@ def rating_figure(board: Leaderboard, labels: Mapping[str, str]) -> go.Figure:
 def _matrix_figure(
     matrix: pd.DataFrame, labels: Mapping[str, str], title: str, text: list[list[str]], **kw: Any
 ) -> go.Figure:
-    names = [model_label(labels, m) for m in matrix.index]
+    names = [_figure_label(labels, m) for m in matrix.index]
     fig = go.Figure(
         go.Heatmap(
             z=matrix.to_numpy(dtype=float),
@@ -356,7 +363,7 @@ def elo_figure(battles: pd.DataFrame, labels: Mapping[str, str]) -> go.Figure:
                 x=rows["when"],
                 y=rows["rating"],
                 mode="lines+markers" if len(rows) < 30 else "lines",
-                name=model_label(labels, str(model)),
+                name=_figure_label(labels, str(model)),
             )
         )
     fig.update_yaxes(title="Online Elo")
@@ -372,7 +379,7 @@ def speed_figure(frame: pd.DataFrame, labels: Mapping[str, str]) -> go.Figure:
             x=measured["decode_tps"],
             y=measured["rating"],
             mode="markers+text",
-            text=[model_label(labels, m) for m in measured["model"]],
+            text=[_figure_label(labels, m) for m in measured["model"]],
             textposition="top center",
             marker={"size": 12},
             error_y={
@@ -393,3 +400,43 @@ def random_models(battles: pd.DataFrame) -> bool:
     """Whether any kept battle has an answer from random weights."""
     sources = set(battles["source_a"].dropna()) | set(battles["source_b"].dropna())
     return bool(sources & RANDOM_SOURCES)
+
+
+# ---- voting -------------------------------------------------------------------------------------
+
+
+def vote_choices(n_sides: int) -> list[tuple[str, str]]:
+    """(verdict, button text) for a run of ``n_sides`` models, as the vote buttons offer them."""
+    if n_sides == 2:
+        return [
+            ("a", "A is better"),
+            ("b", "B is better"),
+            ("tie", "Tie"),
+            ("both_bad", "Both are bad"),
+        ]
+    sides = [(SIDE_LETTERS[i], f"{SIDE_LETTERS[i].upper()} is best") for i in range(n_sides)]
+    return [*sides, ("tie", "Tie"), ("both_bad", "All are bad")]
+
+
+def verdict_text(winner: str, sides: Sequence[str], labels: Mapping[str, str]) -> str:
+    """A verdict in words, with the names: 'A (Qwen3-0.6B) is better'."""
+    if winner == "tie":
+        return "Tie"
+    if winner == "both_bad":
+        return "Both are bad" if len(sides) == 2 else "All are bad"
+    index = SIDE_LETTERS.index(winner)
+    name = model_label(labels, sides[index]) if index < len(sides) else "?"
+    return f"{winner.upper()} ({name}) is {'better' if len(sides) == 2 else 'best'}"
+
+
+def votes_table(votes: Sequence[Any], labels: Mapping[str, str]) -> pd.DataFrame:
+    """Every vote on a run: who, what, blind or named, when, how often changed."""
+    return pd.DataFrame(
+        {
+            "Voter": [v.voter or "(anonymous)" for v in votes],
+            "Verdict": [verdict_text(v.winner, list(v.sides), labels) for v in votes],
+            "Blind": [bool(v.blind) for v in votes],
+            "When": [v.updated_at.strftime("%Y-%m-%d %H:%M UTC") for v in votes],
+            "Changed": [len(v.changes) for v in votes],
+        }
+    )
