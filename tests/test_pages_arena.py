@@ -44,7 +44,9 @@ def test_blind_compare_hides_names_until_the_vote_then_reveals_them(app, ui_stor
     vote = ui_store.get_vote(live.run_id, at.session_state["anonymous_voter"])
     assert vote is not None and vote.winner == "b" and vote.blind is True
     assert vote.sides == sides  # the side assignment the voter saw
-    assert _subheaders(at)[:2] == [f"Model {s} · {LABELS[k]}" for s, k in zip("AB", sides)]
+    assert _subheaders(at)[:2] == [
+        f"Model {s} · {LABELS[k]}" for s, k in zip("AB", sides, strict=True)
+    ]
     assert at.metric.len == 12
     assert any("Your vote (blind): B" in c.value for c in at.caption)
     # Changing the vote after the reveal records the change, named now.
