@@ -269,7 +269,14 @@ def _style(fig: go.Figure, title: str, height: int = 360) -> go.Figure:
         title={"text": title, "font": {"size": 15}},
         height=height,
         margin={"l": 10, "r": 10, "t": 48, "b": 10},
-        legend={"orientation": "h", "yanchor": "top", "y": -0.2, "x": 0, "title": None},
+        legend={
+            "orientation": "h",
+            "yanchor": "bottom",
+            "y": 1.0,
+            "xanchor": "right",
+            "x": 1.0,
+            "title": None,
+        },
     )
     return fig
 
@@ -345,8 +352,9 @@ def win_rate_figure(battles: pd.DataFrame, labels: Mapping[str, str]) -> go.Figu
 
 def count_figure(battles: pd.DataFrame, labels: Mapping[str, str]) -> go.Figure:
     """How many battles each pair of models fought (either side)."""
-    counts = battle_count_matrix(battles)
-    text = [[f"{int(v):,}" for v in row] for row in counts.to_numpy()]
+    counts = battle_count_matrix(battles).astype(float)
+    np.fill_diagonal(counts.values, np.nan)  # a model never battles itself: a gap, not 0
+    text = [["" if math.isnan(v) else f"{int(v):,}" for v in row] for row in counts.to_numpy()]
     return _matrix_figure(
         counts, labels, "Battles per pair of models", text, colorscale="Blues", showscale=False
     )
