@@ -352,8 +352,10 @@ def win_rate_figure(battles: pd.DataFrame, labels: Mapping[str, str]) -> go.Figu
 
 def count_figure(battles: pd.DataFrame, labels: Mapping[str, str]) -> go.Figure:
     """How many battles each pair of models fought (either side)."""
-    counts = battle_count_matrix(battles).astype(float)
-    np.fill_diagonal(counts.values, np.nan)  # a model never battles itself: a gap, not 0
+    matrix = battle_count_matrix(battles)
+    values = matrix.to_numpy(dtype=float, copy=True)
+    np.fill_diagonal(values, np.nan)  # a model never battles itself: a gap, not 0
+    counts = pd.DataFrame(values, index=matrix.index, columns=matrix.columns)
     text = [["" if math.isnan(v) else f"{int(v):,}" for v in row] for row in counts.to_numpy()]
     return _matrix_figure(
         counts, labels, "Battles per pair of models", text, colorscale="Blues", showscale=False
