@@ -39,8 +39,9 @@ REAL_WEIGHTS_NOTE = (
 GET_REAL_WEIGHTS = (
     "To vote on real answers, run the dashboard with the real weights: with network access the "
     "default source (auto) downloads them from the Hugging Face hub (or set "
-    "QWEN_DASH_SOURCE=hub); offline, put them in a folder and set QWEN_DASH_SOURCE=local (see the "
-    "README, 'Where the weights come from')."
+    "QWEN_DASH_SOURCE=hub); offline, give a model spec a local_path (a folder with config, "
+    "tokenizer and safetensors) and set QWEN_DASH_SOURCE=local. The README says how ('What you "
+    "get', 'Adding a model')."
 )
 PAIRWISE_NOTE = (
     "With more than two models side by side, a vote for the best answer counts as that model "
