@@ -84,10 +84,11 @@ def compared(streamlit_server: str, browser: Any) -> dict[str, Any]:
 
 def _compare(page: Any, base_url: str, console: list[str]) -> dict[str, Any]:
     page.goto(base_url + "/")
-    for key in MODELS:
-        output(page, key).wait_for(timeout=ANSWER_TIMEOUT_MS)
+    page.locator(".st-key-prompt textarea").wait_for(timeout=ANSWER_TIMEOUT_MS)
     wait_models_ready(page)
     set_blind(page, False)
+    for key in MODELS:
+        output(page, key).wait_for()
     page.locator(".st-key-prompt textarea").fill(PROMPT)
     tokens = open_settings(page)
     tokens.fill(MAX_NEW_TOKENS)
