@@ -22,6 +22,12 @@ navigation = st.navigation(
         st.Page("pages/history.py", title="History", icon=":material/history:", url_path="history"),
         st.Page("pages/trends.py", title="Trends", icon=":material/monitoring:", url_path="trends"),
         st.Page("pages/models.py", title="Models", icon=":material/memory:", url_path="models"),
+        st.Page(
+            "pages/leaderboard.py",
+            title="Leaderboard",
+            icon=":material/leaderboard:",
+            url_path="leaderboard",
+        ),
     ]
 )
 run_guarded(lambda: sidebar(pool_or_stop()))

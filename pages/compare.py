@@ -12,6 +12,7 @@ from pages._ui.navigation import HISTORY_PAGE, ensure_entrypoint
 from pages._ui.resources import get_outbox, model_labels, pool_or_stop, store_or_none
 from pages._ui.sidebar import current_user
 from pages._ui.text import literal, md
+from pages._ui.voting import vote_buttons
 from pages._ui.widgets import (
     finish_note,
     headline_metrics,
@@ -19,11 +20,19 @@ from pages._ui.widgets import (
     show_text,
     source_banner,
 )
+from qwen_dash.core.arena import SIDE_LETTERS, side_label
 from qwen_dash.core.request import MODES, SETTING_RANGES, RequestError
 from qwen_dash.engine import WorkerStatus
 from qwen_dash.views import compare as session
-from qwen_dash.views.display import fmt_metric, fmt_ms
+from qwen_dash.views.display import fmt_metric, fmt_ms, is_random_source
+from qwen_dash.views.leaderboard import verdict_text
 
+HIDDEN_NOTE = (
+    "Blind: the answers are shown as Model A and Model B, in an order drawn at random for this "
+    "conversation. Hidden until you vote: the model names, their weights sources, the reasoning "
+    "block (only a thinking model has one) and every metric (tokens in, speed and memory tell "
+    "the models apart)."
+)
 DRAW_EVERY_S = 0.2
 TICK_EVERY_S = 0.5
 MODE_LABELS = {"concurrent": "Concurrent", "isolated": "Isolated"}
@@ -66,7 +75,12 @@ def _send() -> None:
     )
     try:
         live = session.start(
-            pool, request, get_outbox(), conversation=conversation, user=current_user()
+            pool,
+            request,
+            get_outbox(),
+            conversation=conversation,
+            user=current_user(),
+            blind=bool(state.get("blind", True)),
         )
     except RequestError as exc:
         state["compare_error"] = str(exc)
@@ -91,11 +105,26 @@ def _new_conversation() -> None:
 # ---- drawing -------------------------------------------------------------------------------------
 
 
-def _waiting_text(key: str, column: session.ColumnState, status: WorkerStatus) -> str:
+def _name(key: str, live: Any) -> str:
+    """The model's name, or its side while the names are hidden."""
+    if live is not None and live.hidden:
+        return side_label(live.sides.index(key))
+    return labels[key]
+
+
+def _title(index: int, key: str, hidden: bool, sided: bool) -> str:
+    """A column's heading: 'Model A' while blind, 'Model A · name' after the vote, else the name."""
+    if hidden:
+        return side_label(index)
+    return f"{side_label(index)} · {labels[key]}" if sided else labels[key]
+
+
+def _waiting_text(key: str, column: session.ColumnState, status: WorkerStatus, live: Any) -> str:
+    name = _name(key, live)
     if status.state in ("starting", "loading"):
-        return f"Waiting for {labels[key]} to load: {status.message or 'starting'}…"
+        return f"Waiting for {name} to load: {status.message or 'starting'}…"
     if column.state == "queued":
-        return f"Queued: {labels[key]} is finishing another request."
+        return f"Queued: {name} is finishing another request."
     return "Waits for the other model to finish first (isolated mode)."
 
 
@@ -103,7 +132,7 @@ def _draw_status(slot: Any, key: str, column: session.ColumnState, live: Any) ->
     """One element in the slot, always: a stale second element would linger, greyed out."""
     status = pool.status()[key]
     if column.state in ("waiting", "queued"):
-        text = _waiting_text(key, column, status)
+        text = _waiting_text(key, column, status, live)
         if status.state in ("starting", "loading"):
             slot.progress(status.fraction or 0.0, text=literal(text))
         else:
@@ -111,14 +140,9 @@ def _draw_status(slot: Any, key: str, column: session.ColumnState, live: Any) ->
     elif column.state == "running":
         elapsed = time.monotonic() - live.started
         stop = " · stopping…" if live.stop_requested else ""
-        slot.caption(
-            md(
-                "Streaming · {n} tokens · {s} s{stop}",
-                n=column.n_tokens,
-                s=f"{elapsed:.1f}",
-                stop=stop,
-            )
-        )
+        count = "" if live.hidden else f" · {column.n_tokens} tokens"  # thinking adds tokens
+        line = "Streaming{count} · {s} s{stop}"
+        slot.caption(md(line, count=count, s=f"{elapsed:.1f}", stop=stop))
     elif column.result is not None and column.result.status != "ok":
         with slot.container():
             result_status(column.result)
@@ -138,9 +162,11 @@ def _expected_source(key: str, live: Any) -> str | None:
     return pool.source if pool.source != "auto" else None
 
 
-def _draw_banner(slot: Any, key: str, live: Any) -> None:
+def _draw_banner(slot: Any, key: str, live: Any, hidden: bool = False) -> None:
     source = _expected_source(key, live)
-    if source:
+    if hidden or (live is not None and live.hidden):
+        slot.empty()
+    elif source:
         with slot.container():
             source_banner(source)
 
@@ -163,11 +189,12 @@ def _draw_column(key: str, slots: dict[str, Any], live: session.LiveComparison) 
     _draw_banner(slots["banner"], key, live)
     _draw_status(slots["status"], key, column, live)
     with slots["reasoning"].container():
-        _draw_reasoning(key, column)
+        if not live.hidden:
+            _draw_reasoning(key, column)
     with slots["answer"].container():
         placeholder = "…" if column.state != "done" else "(no answer)"
         show_text(column.answer, empty=placeholder)
-    if column.result is not None:
+    if column.result is not None and not live.hidden:
         with slots["metrics"].container():
             headline_metrics(column.result)
             finish_note(column.result)
@@ -178,10 +205,13 @@ def _you(prompt: str) -> None:
         show_text(prompt)
 
 
-def _past_answer(turn: session.Turn, key: str) -> None:
+def _past_answer(turn: session.Turn, key: str, hidden: bool) -> None:
     result = turn.results.get(key)
     if result is None:
         st.caption("No answer.")
+        return
+    if hidden:
+        show_text(result.text, empty=result.error or "(no answer)")
         return
     if result.reasoning is not None:
         with st.expander(md("Reasoning · {n} tokens", n=fmt_metric("n_think", result.n_think))):
@@ -276,6 +306,14 @@ def _prompt_box(following_up: bool, running: bool) -> None:
                 disabled=not following_up,
             )
             st.space("stretch")
+            st.toggle(
+                "Blind",
+                value=True,
+                key="blind",
+                persist_state="session",
+                help="Show the answers as Model A and Model B, in a random order, and hide the "
+                "names, weights sources, reasoning and metrics until you vote on them.",
+            )
             if thinkers:
                 st.toggle(
                     md("Thinking ({names})", names=", ".join(labels[k] for k in thinkers)),
@@ -321,6 +359,7 @@ def _save_status(live: session.LiveComparison) -> None:
     """Where the run stands: logged (with its link), or kept and retried (refreshing until it
     lands). "Logged" is only said of a run the database has committed."""
     if live.run_id is not None:
+        _vote_panel(live)
         _logged_link(live.run_id)
     elif live.save is not None:
         st.fragment(run_every=2.0)(_retrying)(live)
@@ -328,8 +367,7 @@ def _save_status(live: session.LiveComparison) -> None:
 
 def _retrying(live: session.LiveComparison) -> None:
     if live.run_id is not None:
-        _logged_link(live.run_id)
-        return
+        st.rerun(scope="app")  # landed: the whole page redraws, with its vote buttons
     why = live.log_error or "saving…"
     st.warning(
         md(
@@ -339,6 +377,64 @@ def _retrying(live: session.LiveComparison) -> None:
         ),
         icon=":material/sync_problem:",
     )
+
+
+# ---- voting --------------------------------------------------------------------------------------
+
+
+def _voted(live: session.LiveComparison, winner: str) -> None:
+    live.vote = winner
+    conversation = state.get("conversation")
+    if conversation is not None:
+        conversation.revealed = True
+
+
+def _vote_panel(live: session.LiveComparison) -> None:
+    """The verdict buttons under a finished, logged comparison; names revealed once voted."""
+    assert store is not None and live.run_id is not None
+    with st.container(border=True, key="vote-panel"):
+        st.markdown("**Which answer is better?**")
+        if live.hidden:
+            st.caption(
+                "The names are revealed once you vote. One vote per person per run: you can "
+                "change it, and the change is recorded."
+            )
+        vote_buttons(
+            store,
+            live.run_id,
+            live.sides,
+            labels,
+            blind=live.hidden,
+            current=live.vote,
+            done=lambda winner: _voted(live, winner),
+        )
+        if live.vote is not None:
+            verdict = verdict_text(live.vote, live.sides, labels)
+            how = "blind" if live.blind else "named"
+            after = " Changing it now records a named vote: you have seen the names."
+            st.caption(
+                md(
+                    "Your vote ({how}): {verdict}.{after}",
+                    how=how,
+                    verdict=verdict,
+                    after=after if live.blind else "",
+                )
+            )
+
+
+def _random_weights_note(live: session.LiveComparison | None) -> None:
+    """While blind, one note for every column: it says random weights without saying whose."""
+    sources = {s for key in keys if (s := _expected_source(key, live))}
+    random_sources = sorted(s for s in sources if is_random_source(s))
+    if random_sources:
+        st.warning(
+            md(
+                "Random weights ({sources}) in this comparison: that text is meaningless. Votes "
+                "on random-weight answers are left out of the Leaderboard by default.",
+                sources=", ".join(random_sources),
+            ),
+            icon=":material/warning:",
+        )
 
 
 # ---- the page ------------------------------------------------------------------------------------
@@ -365,13 +461,22 @@ if error := state.pop("compare_error", None):
 
 statuses = pool.status()
 gap = "large"
+if live is not None:
+    order, hidden = live.sides, live.hidden
+else:
+    blind_next = bool(state.get("blind", True)) and not (conversation and conversation.revealed)
+    order, hidden = keys, blind_next
+sided = conversation is not None and conversation.sides is not None
+if hidden:
+    st.info(HIDDEN_NOTE, icon=":material/visibility_off:")
+    _random_weights_note(live)
 banners: dict[str, Any] = {}
-for key, col in zip(keys, st.columns(len(keys), gap=gap), strict=True):
+for i, (key, col) in enumerate(zip(order, st.columns(len(order), gap=gap), strict=True)):
     with col:
         status = statuses[key]
-        st.subheader(literal(labels[key]), anchor=False)
+        st.subheader(literal(_title(i, key, hidden, sided)), anchor=False)
         banners[key] = st.empty()
-        _draw_banner(banners[key], key, live)
+        _draw_banner(banners[key], key, live, hidden)
         if status.state in ("failed", "dead") and status.error:
             st.error(
                 md("{e} It is restarted on the next prompt.", e=status.error),
@@ -379,15 +484,16 @@ for key, col in zip(keys, st.columns(len(keys), gap=gap), strict=True):
             )
 for turn in conversation.turns if conversation else []:
     _you(turn.prompt)
-    for key, col in zip(keys, st.columns(len(keys), gap=gap), strict=True):
+    for key, col in zip(order, st.columns(len(order), gap=gap), strict=True):
         with col:
-            _past_answer(turn, key)
+            _past_answer(turn, key, hidden)
     st.divider()
 slots: dict[str, dict[str, Any]] = {}
 if live is not None:
     _you(live.request.prompt)
-for key, col in zip(keys, st.columns(len(keys), gap=gap), strict=True):
-    with col, st.container(key=f"output-{key}"):
+for i, (key, col) in enumerate(zip(order, st.columns(len(order), gap=gap), strict=True)):
+    output_key = f"output-side-{SIDE_LETTERS[i]}" if hidden else f"output-{key}"
+    with col, st.container(key=output_key):
         if live is None:
             st.caption("The answer appears here.")
         else:

@@ -14,7 +14,9 @@ from pages._ui.navigation import COMPARE_PAGE, ensure_entrypoint
 from pages._ui.resources import get_outbox, model_labels, pool_or_stop, store_or_stop
 from pages._ui.sidebar import current_user
 from pages._ui.text import literal, md
+from pages._ui.voting import vote_buttons, voter
 from pages._ui.widgets import finish_note, result_status, show_text, source_banner
+from qwen_dash.core.arena import SIDE_LETTERS
 from qwen_dash.core.request import RequestError
 from qwen_dash.store import PAGE_SIZE, RunFilters, Store, StoreError
 from qwen_dash.views import compare as session
@@ -26,6 +28,7 @@ from qwen_dash.views.history import (
     runs_table,
     settings_table,
 )
+from qwen_dash.views.leaderboard import votes_table
 from qwen_dash.views.safe_text import parse_run_id
 
 ensure_entrypoint()
@@ -227,6 +230,35 @@ def _actions(run: Any) -> None:
         st.error(literal(error), icon=":material/error:")
 
 
+def _current_verdict(vote: Any, sides: list[str]) -> str | None:
+    """A vote's verdict in this page's side order (it may have been cast with another)."""
+    if vote is None:
+        return None
+    if vote.winner not in SIDE_LETTERS:
+        return str(vote.winner)
+    picked = vote.sides[SIDE_LETTERS.index(vote.winner)]
+    return SIDE_LETTERS[sides.index(picked)] if picked in sides else None
+
+
+def _votes(run: Any) -> None:
+    """Vote on this run (named: the names are on the page), and every vote cast on it."""
+    sides = [g.model_key for g in run.generations]
+    if len(sides) < 2:
+        return
+    st.subheader("Vote", anchor=False)
+    st.caption(
+        "Which answer is better? A vote here is named, not blind (the names are on this page): "
+        "the Leaderboard counts it only when 'named votes too' is on. One vote per person per "
+        "run: voting again changes it, and the change is recorded."
+    )
+    mine = store.get_vote(run.id, voter())
+    current = _current_verdict(mine, sides)
+    vote_buttons(store, run.id, sides, labels, blind=False, current=current, names=True)
+    votes = store.run_votes(run.id)
+    if votes:
+        st.dataframe(votes_table(votes, labels), hide_index=True, key="run-votes")
+
+
 def _earlier_turns(run: Any) -> None:
     """A follow-up's conversation so far, as each model saw it (their answers differ)."""
     histories = (run.meta or {}).get("histories") or {}
@@ -268,6 +300,7 @@ def run_view(run_id: int) -> None:
     st.markdown("**Prompt**")
     show_text(run.prompt)
     _answers(run)
+    _votes(run)
     st.subheader("Metrics", anchor=False)
     st.dataframe(metrics_table(run.generations, labels), height="content")
     left, right = st.columns(2, gap="large")

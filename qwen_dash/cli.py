@@ -1,4 +1,4 @@
-"""The command line: ``python -m qwen_dash compare|export|bench ...``."""
+"""The command line: ``python -m qwen_dash compare|export|votes|leaderboard|bench ...``."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import shutil
 import sys
 import textwrap
 from datetime import UTC, datetime
-from typing import TextIO
+from typing import Any, Literal, TextIO
 
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -22,7 +22,15 @@ from qwen_dash.core.request import (
     validate_request,
 )
 from qwen_dash.core.specs import SpecError, default_model_keys, load_specs
-from qwen_dash.store import EXPORT_FORMATS, RunFilters, Store, StoreError, open_store
+from qwen_dash.quality.battles import Battle, BattleFormatError, dump_battles, parse_battles
+from qwen_dash.store import (
+    EXPORT_FORMATS,
+    RunFilters,
+    Store,
+    StoreError,
+    VoteFilters,
+    open_store,
+)
 from qwen_dash.views.display import fmt_metric, twin_warning
 from qwen_dash.views.safe_text import clean_search
 
@@ -77,7 +85,44 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--tag")
     e.add_argument("--thinking", choices=("on", "off"))
     e.add_argument("--mode", choices=("concurrent", "isolated"))
+    _arena_parsers(sub, bsub)
     return p
+
+
+def _run_filter_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", action="append", default=[], help="model key (repeatable)")
+    p.add_argument("--source", action="append", default=[], choices=SOURCES[1:])
+    p.add_argument("--since", help="ISO date or time, inclusive (UTC unless it says)")
+    p.add_argument("--until", help="ISO date or time, exclusive")
+    p.add_argument("--tag")
+    p.add_argument("--thinking", choices=("on", "off"))
+    p.add_argument("--mode", choices=("concurrent", "isolated"))
+
+
+def _arena_parsers(sub: Any, bsub: Any) -> None:
+    v = sub.add_parser("votes", help="export or import arena votes (FastChat clean battles)")
+    vsub = v.add_subparsers(dest="votes", required=True)
+    ve = vsub.add_parser("export", help="every battle as FastChat clean-battle records")
+    ve.add_argument("--format", choices=("jsonl", "json"), default="jsonl")
+    ve.add_argument("--output", "-o", default="-", help="file to write (default: stdout)")
+    vi = vsub.add_parser("import", help="add battles from a JSON list or JSON Lines file")
+    vi.add_argument("file", help="the file to read ('-' for stdin)")
+    lb = sub.add_parser("leaderboard", help="the arena table: ratings with 95%% intervals")
+    lb.add_argument("--bootstrap", type=int, default=100, help="bootstrap rounds (100)")
+    lb.add_argument("--seed", type=int, default=0, help="bootstrap seed (0)")
+    lb.add_argument("--json", action="store_true", help="one JSON object per model")
+    lb.add_argument("--all-votes", action="store_true", help="named votes too, not only blind")
+    lb.add_argument(
+        "--include-random", action="store_true", help="votes on twin/tiny (random-weight) answers"
+    )
+    lb.add_argument("--no-imported", action="store_true", help="leave out imported battles")
+    _run_filter_args(lb)
+    a = bsub.add_parser("arena", help="leaderboard time on 100k battles; vote time at 200k runs")
+    a.add_argument("--battles", type=int, default=100_000)
+    a.add_argument("--models", type=int, default=20)
+    a.add_argument("--rounds", type=int, default=100)
+    a.add_argument("--runs", type=int, default=200_000)
+    a.add_argument("--json", action="store_true")
 
 
 def _keys(arg: str | None) -> list[str]:
@@ -164,18 +209,22 @@ def _when(value: str | None, flag: str) -> datetime | None:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
+def _run_filters(args: argparse.Namespace) -> RunFilters:
+    return RunFilters(
+        text=clean_search(getattr(args, "text", None)),
+        models=tuple(args.model),
+        sources=tuple(args.source),
+        since=_when(args.since, "--since"),
+        until=_when(args.until, "--until"),
+        tag=args.tag,
+        thinking=None if args.thinking is None else args.thinking == "on",
+        mode=args.mode,
+    )
+
+
 def cmd_export(args: argparse.Namespace) -> int:
     try:
-        filters = RunFilters(
-            text=clean_search(args.text),
-            models=tuple(args.model),
-            sources=tuple(args.source),
-            since=_when(args.since, "--since"),
-            until=_when(args.until, "--until"),
-            tag=args.tag,
-            thinking=None if args.thinking is None else args.thinking == "on",
-            mode=args.mode,
-        )
+        filters = _run_filters(args)
         store = open_store()
         if args.output == "-":
             n = store.export(args.format, filters, sys.stdout)
@@ -186,6 +235,69 @@ def cmd_export(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(f"exported {n} runs", file=sys.stderr)
+    return 0
+
+
+def cmd_votes(args: argparse.Namespace) -> int:
+    try:
+        store = open_store()
+        if args.votes == "export":
+            return _votes_export(store, args.format, args.output)
+        return _votes_import(store, args.file)
+    except (StoreError, OSError, BattleFormatError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _votes_export(store: Store, fmt: Literal["jsonl", "json"], output: str) -> int:
+    battles = [Battle(**record) for record in store.battle_records()]
+    text = dump_battles(battles, fmt) if battles or fmt == "jsonl" else "[]\n"
+    if output == "-":
+        sys.stdout.write(text)
+    else:
+        with open(output, "w", encoding="utf-8") as out:
+            out.write(text)
+    print(f"exported {len(battles)} battles", file=sys.stderr)
+    return 0
+
+
+def _votes_import(store: Store, path: str) -> int:
+    if path == "-":
+        text, name = sys.stdin.read(), "<stdin>"
+    else:
+        with open(path, encoding="utf-8") as f:
+            text, name = f.read(), path
+    battles = parse_battles(text, name)  # all or nothing: an error imports no record
+    result = store.import_battles(b.to_record() for b in battles)
+    print(f"imported {result.added} battles; {result.skipped} were here already", file=sys.stderr)
+    return 0
+
+
+def cmd_leaderboard(args: argparse.Namespace) -> int:
+    from qwen_dash.views import leaderboard as arena
+
+    if args.bootstrap < 1:
+        print("error: --bootstrap must be at least 1", file=sys.stderr)
+        return 2
+    try:
+        filters = VoteFilters(
+            runs=_run_filters(args),
+            blind_only=not args.all_votes,
+            include_random=args.include_random,
+            include_imported=not args.no_imported,
+        )
+        data = arena.load(open_store(), filters, bootstrap=args.bootstrap, seed=args.seed)
+    except (RequestError, StoreError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps([] if data.board is None else arena.records(data.board), indent=1))
+    elif data.board is None:
+        print("No battles match: vote on the Compare page, or import a file (votes import).")
+    else:
+        print(arena.text_table(data.board))
+    for note in data.notes + ([] if data.board is None else data.board.notes):
+        print(f"note: {note}", file=sys.stderr)
     return 0
 
 
@@ -213,6 +325,15 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_compare(args)
         if args.command == "export":
             return cmd_export(args)
+        if args.command == "votes":
+            return cmd_votes(args)
+        if args.command == "leaderboard":
+            return cmd_leaderboard(args)
+        if args.bench == "arena":
+            from qwen_dash.bench.arena import run_arena_bench
+
+            run_arena_bench(args.battles, args.models, args.rounds, args.runs, args.json)
+            return 0
         from qwen_dash.bench import engine
 
         if args.bench == "overhead":

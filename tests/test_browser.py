@@ -49,6 +49,16 @@ def open_settings(page: Any) -> Any:
     return box
 
 
+def set_blind(page: Any, on: bool) -> None:
+    """The Blind switch of the Compare page (on by default); these tests compare named."""
+    switch = page.locator(".st-key-blind input")
+    switch.wait_for(state="attached")
+    if switch.is_checked() != on:
+        page.locator(".st-key-blind label").click()
+        wait_idle(page)
+    assert switch.is_checked() == on
+
+
 def output(page: Any, model_key: str) -> Any:
     return page.locator(f".{css_key('output-' + model_key)}")
 
@@ -74,9 +84,11 @@ def compared(streamlit_server: str, browser: Any) -> dict[str, Any]:
 
 def _compare(page: Any, base_url: str, console: list[str]) -> dict[str, Any]:
     page.goto(base_url + "/")
-    for key in MODELS:
-        output(page, key).wait_for(timeout=ANSWER_TIMEOUT_MS)
+    page.locator(".st-key-prompt textarea").wait_for(timeout=ANSWER_TIMEOUT_MS)
     wait_models_ready(page)
+    set_blind(page, False)
+    for key in MODELS:
+        output(page, key).wait_for()
     page.locator(".st-key-prompt textarea").fill(PROMPT)
     tokens = open_settings(page)
     tokens.fill(MAX_NEW_TOKENS)
@@ -205,6 +217,7 @@ def test_stop_cancels_both_answers_and_keeps_what_came(
 ) -> None:
     page.goto(streamlit_server + "/")
     wait_models_ready(page)
+    set_blind(page, False)
     page.locator(".st-key-prompt textarea").fill("Count to ten thousand, slowly.")
     tokens = open_settings(page)
     tokens.fill("4000")

@@ -66,7 +66,9 @@ def _plain(markdown: str) -> str:
 # ---- Compare -------------------------------------------------------------------------------------
 
 
-def _send(at: Any, prompt: str, max_new_tokens: int = 8) -> Any:
+def _send(at: Any, prompt: str, max_new_tokens: int = 8, blind: bool = False) -> Any:
+    """Send a prompt; named (Blind off) unless asked, so the columns show names and metrics."""
+    at.toggle(key="blind").set_value(blind)
     at.text_area(key="prompt").input(prompt)
     at.number_input(key="max_new_tokens").set_value(max_new_tokens)
     at.button(key="run").click()
@@ -167,6 +169,8 @@ def test_settings_start_at_each_models_recommended_sampling(app) -> None:
 
 def test_a_twin_column_says_its_weights_are_random(app) -> None:
     at = app()
+    at.toggle(key="blind").set_value(False)  # named: each column has its banner
+    at = at.run()
     warnings = [_plain(w.value) for w in at.warning]
     assert sum("random weights" in w for w in warnings) == 2, warnings
 

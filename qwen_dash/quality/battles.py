@@ -10,7 +10,6 @@ FastChat export (conversation_a, language, ...) imports as is; its ``judge`` fil
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 from collections.abc import Iterable, Mapping
@@ -18,6 +17,8 @@ from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
 import pandas as pd
+
+from qwen_dash.core.arena import record_key
 
 WINNERS = ("model_a", "model_b", "tie", "tie (bothbad)")
 FIELDS = (
@@ -62,8 +63,7 @@ class Battle:
         Equal votes give equal keys whatever their JSON spelling (1700000000 or 1700000000.0,
         field order), so importing the same file twice can add nothing.
         """
-        normal = json.dumps(self.to_record(), sort_keys=True, separators=(",", ":"))
-        return hashlib.sha256(normal.encode("utf-8")).hexdigest()[:32]
+        return record_key(self.to_record())
 
 
 class _FieldError(Exception):

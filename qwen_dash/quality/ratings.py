@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import minimize
 from scipy.special import expit
+from threadpoolctl import threadpool_limits
 
 BASE = 10.0
 SCALE = 400.0
@@ -442,7 +443,18 @@ def leaderboard(
     prior: float = DEFAULT_PRIOR,
 ) -> Leaderboard:
     """The arena table: BT rating with a 95% bootstrap interval, rank, counts and the
-    length-controlled rating, one row per model, best first."""
+    length-controlled rating, one row per model, best first.
+
+    Runs with one BLAS thread: the fits are many tiny problems (models x models), where BLAS
+    threads only contend; on a busy 2-core machine they made it 3-5x slower (bench arena).
+    """
+    with threadpool_limits(limits=1, user_api="blas"):
+        return _leaderboard(battles, bootstrap, seed, anchor, prior)
+
+
+def _leaderboard(
+    battles: pd.DataFrame, bootstrap: int, seed: int, anchor: str | None, prior: float
+) -> Leaderboard:
     if bootstrap < 1:
         raise ValueError("bootstrap must be at least 1 round; intervals and ranks need it")
     if len(battles) == 0:

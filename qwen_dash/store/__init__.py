@@ -27,19 +27,33 @@ from qwen_dash.store.filters import RunFilters
 from qwen_dash.store.repository import PAGE_SIZE, RunPage, Store
 from qwen_dash.store.runs import build_run
 from qwen_dash.store.trends import TREND_KEYS, PairedDifference
+from qwen_dash.store.votes import (
+    BATTLE_COLUMNS,
+    RECORD_FIELDS,
+    CastVote,
+    ImportResult,
+    VoteCounts,
+    VoteFilters,
+)
 
 __all__ = [
+    "BATTLE_COLUMNS",
     "EXPORT_FORMATS",
     "PAGE_SIZE",
+    "RECORD_FIELDS",
     "TREND_KEYS",
     "TREND_METRICS",
     "Bucket",
+    "CastVote",
+    "ImportResult",
     "PairedDifference",
     "RunFilters",
     "RunPage",
     "Store",
     "StoreError",
     "TrendRow",
+    "VoteCounts",
+    "VoteFilters",
     "build_run",
     "describe",
     "open_store",

@@ -14,9 +14,10 @@ from qwen_dash.core.request import CompareRequest
 from qwen_dash.store import export
 from qwen_dash.store.database import StoreError
 from qwen_dash.store.filters import RunFilters
-from qwen_dash.store.runs import build_run, clean_tags, utcnow
-from qwen_dash.store.schema import VOTE_WINNERS, Generation, Run, RunTag, Vote
+from qwen_dash.store.runs import build_run, clean_tags
+from qwen_dash.store.schema import Generation, Run, RunTag
 from qwen_dash.store.trends import TrendQueries
+from qwen_dash.store.votes import VoteQueries
 
 PAGE_SIZE = 50
 RECENT_SCAN = 5_000  # newest runs a text search scans before it asks the trigram index
@@ -31,7 +32,7 @@ class RunPage:
     has_more: bool
 
 
-class Store(TrendQueries):
+class Store(TrendQueries, VoteQueries):
     """The database of runs. Thread-safe; one per process is enough (the app caches one).
 
     Objects returned are detached ORM rows (``qwen_dash.store.schema``) or small frozen
@@ -193,33 +194,6 @@ class Store(TrendQueries):
                 self.rollups.mark_run_id(session, run_id)
             result = cast(CursorResult[Any], session.execute(delete(Run).where(Run.id == run_id)))
             return result.rowcount > 0
-
-    def add_vote(
-        self,
-        run_id: int,
-        winner: str,
-        *,
-        model_a: str,
-        model_b: str,
-        voter: str | None = None,
-        blind: bool = True,
-    ) -> int:
-        if winner not in VOTE_WINNERS:
-            raise StoreError(f"A vote is one of {', '.join(VOTE_WINNERS)}, got '{winner}'.")
-        vote = Vote(
-            run_id=run_id,
-            created_at=utcnow(),
-            model_a=model_a,
-            model_b=model_b,
-            winner=winner,
-            voter=voter,
-            blind=blind,
-        )
-        with self.writing() as session:
-            self._require(session, run_id)
-            session.add(vote)
-            session.flush()
-            return vote.id
 
     @staticmethod
     def _require(session: Session, run_id: int) -> Run:

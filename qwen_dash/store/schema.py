@@ -27,9 +27,11 @@ from sqlalchemy import (
     String,
     Text,
     TypeDecorator,
+    UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from qwen_dash.core.arena import BATTLE_WINNERS, VOTE_ORIGINS, VOTE_WINNERS
 from qwen_dash.core.metrics import TREND_METRICS
 
 NAMING_CONVENTION = {
@@ -44,7 +46,6 @@ RUN_KINDS = ("ui", "cli", "suite", "benchmark")
 BUCKET_KINDS = ("hour", "day")
 # trend_rollups.thinking / .kind value for "all runs" (the rollup over both / every kind).
 ROLLUP_ANY = "*"
-VOTE_WINNERS = ("a", "b", "tie", "both_bad")
 
 # Dialect-specific search structures made by migration 0002; autogenerate ignores them.
 SEARCH_OBJECTS = frozenset({"runs_fts", "ix_runs_search_trgm"})
@@ -237,21 +238,81 @@ class Generation(Base):
 
 
 class Vote(Base):
-    """A person's verdict on a run: which answer was better. The arena page comes later."""
+    """One person's verdict on one run (or one imported battle): which answer was best.
+
+    One vote per (run, voter): changing it updates this row and adds a ``VoteChange``; the
+    ratings read its ``battles``. ``sides`` lists the run's models in the order the voter saw
+    them (side a first: in blind mode the order drawn at random), so ``winner`` (a side letter,
+    tie or both_bad) always says which model was picked. ``model_a``/``model_b`` are the first
+    two sides. Imported battles (``origin`` import) have no local run: their FastChat fields
+    (question_id, turn, tstamp, anony = blind) and the run id they named (``source_run_id``) are
+    kept as given, so an export gives them back unchanged.
+    """
 
     __tablename__ = "votes"
-    __table_args__ = (CheckConstraint(f"winner IN {VOTE_WINNERS!r}", name="winner"),)
+    __table_args__ = (
+        CheckConstraint(f"winner IN {VOTE_WINNERS!r}", name="winner"),
+        CheckConstraint(f"origin IN {VOTE_ORIGINS!r}", name="origin"),
+        UniqueConstraint("run_id", "voter"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), index=True)
-    created_at: Mapped[datetime] = mapped_column(index=True)
+    run_id: Mapped[int | None] = mapped_column(
+        ForeignKey("runs.id", ondelete="CASCADE"), index=True
+    )
+    created_at: Mapped[datetime] = mapped_column(index=True)  # first cast (imported: tstamp)
+    updated_at: Mapped[datetime]  # the verdict in force was cast then
+    tstamp: Mapped[float]  # updated_at as unix seconds (imported: exactly as given)
     model_a: Mapped[str] = mapped_column(String(128))
     model_b: Mapped[str] = mapped_column(String(128))
+    sides: Mapped[list[Any]]
     winner: Mapped[str] = mapped_column(String(16))
     voter: Mapped[str | None] = mapped_column(String(128))
     blind: Mapped[bool] = mapped_column(Boolean, default=True)
+    origin: Mapped[str] = mapped_column(String(8), default="local")
+    question_id: Mapped[str | None] = mapped_column(String(128))
+    turn: Mapped[int | None]
+    source_run_id: Mapped[int | None]
 
-    run: Mapped[Run] = relationship(back_populates="votes")
+    run: Mapped[Run | None] = relationship(back_populates="votes")
+    battles: Mapped[list[VoteBattle]] = relationship(
+        cascade="all, delete-orphan", passive_deletes=True, order_by="VoteBattle.id"
+    )
+    changes: Mapped[list[VoteChange]] = relationship(
+        cascade="all, delete-orphan", passive_deletes=True, order_by="VoteChange.id"
+    )
+
+
+class VoteBattle(Base):
+    """One pair of models within a vote and who won: what the ratings read.
+
+    ``battle_key`` is the idempotency key of the battle's exported record
+    (``qwen_dash.core.arena.record_key``): importing a battle whose key is here adds nothing.
+    """
+
+    __tablename__ = "vote_battles"
+    __table_args__ = (CheckConstraint(f"winner IN {BATTLE_WINNERS!r}", name="winner"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    vote_id: Mapped[int] = mapped_column(ForeignKey("votes.id", ondelete="CASCADE"), index=True)
+    model_a: Mapped[str] = mapped_column(String(128))
+    model_b: Mapped[str] = mapped_column(String(128))
+    winner: Mapped[str] = mapped_column(String(16))
+    battle_key: Mapped[str | None] = mapped_column(String(32), unique=True)
+
+
+class VoteChange(Base):
+    """A vote that was changed: what it said before, what it says now, and when."""
+
+    __tablename__ = "vote_changes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    vote_id: Mapped[int] = mapped_column(ForeignKey("votes.id", ondelete="CASCADE"), index=True)
+    changed_at: Mapped[datetime]
+    old_winner: Mapped[str] = mapped_column(String(16))
+    new_winner: Mapped[str] = mapped_column(String(16))
+    old_sides: Mapped[list[Any]]
+    new_sides: Mapped[list[Any]]
 
 
 class TrendRollup(Base):

@@ -8,6 +8,7 @@ left, rerun or stopped mid-stream loses nothing.
 
 from __future__ import annotations
 
+import random
 import threading
 import time
 import uuid
@@ -96,6 +97,28 @@ class Conversation:
     id: str = field(default_factory=lambda: uuid.uuid4().hex)
     system_prompt: str | None = None
     turns: list[Turn] = field(default_factory=list)
+    # Blind arena: the side order drawn for this conversation (side a first), and whether the
+    # names were revealed (a vote was cast, or a turn was sent with Blind off).
+    sides: list[str] | None = None
+    revealed: bool = False
+
+    def blind_sides(self, keys: Sequence[str], blind: bool, rng: random.Random) -> list[str] | None:
+        """The side order for the next turn, or None when it is not blind.
+
+        Drawn at random once per conversation and logged with each of its runs: a follow-up
+        continues each model's own answers, so a new draw per turn would hide nothing (and would
+        move a model's answers from one column to the other). Once the names were shown, the
+        rest of the conversation is not blind.
+        """
+        if not blind:
+            if self.sides is None:
+                self.revealed = True
+            return None
+        if self.revealed:
+            return None
+        if self.sides is None or sorted(self.sides) != sorted(keys):
+            self.sides = rng.sample(list(keys), len(keys))
+        return list(self.sides)
 
     def history(self, key: str) -> list[Message]:
         """One model's side of the conversation. Thinking text is never carried over; a turn
@@ -175,6 +198,16 @@ class LiveComparison:
         self._handed = threading.Event()
         self.stop_requested = False
         self.in_conversation = False
+        arena = request.meta.get("arena") or {}
+        # The side order the voter sees (side a first), and whether names are hidden until a vote.
+        self.sides: list[str] = list(arena.get("sides") or comparison.model_keys)
+        self.blind: bool = bool(arena.get("blind"))
+        self.vote: str | None = None  # this session's verdict on the run, once cast
+
+    @property
+    def hidden(self) -> bool:
+        """Names, sources, reasoning and metrics are hidden: blind and not voted yet."""
+        return self.blind and self.vote is None
 
     @property
     def keys(self) -> list[str]:
@@ -247,9 +280,17 @@ def start(
     conversation: Conversation,
     user: str | None = None,
     tags: list[str] | None = None,
+    blind: bool = False,
+    rng: random.Random | None = None,
 ) -> LiveComparison:
     """Validate and start a comparison, and log it when it finishes. RequestError on a request
-    the user can fix."""
+    the user can fix. With ``blind``, the side order is drawn (see
+    :meth:`Conversation.blind_sides`) and logged in the run's meta as ``arena``."""
+    sides = conversation.blind_sides(list(request.settings), blind, rng or random.Random())
+    if sides is not None:
+        request.meta["arena"] = {"blind": True, "sides": sides}
+    elif conversation.sides is not None:  # names shown, the columns keep their places
+        request.meta["arena"] = {"blind": False, "sides": list(conversation.sides)}
     comparison = pool.compare(request)
     live = LiveComparison(
         comparison, request, conversation_id=conversation.id, turn=len(conversation.turns)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from qwen_dash.core.arena import RANDOM_SOURCES
 from qwen_dash.core.metrics import REGISTRY
 
 NA = "n/a"
@@ -19,7 +20,6 @@ SOURCE_LABELS: dict[str, str] = {
     "twin": "twin: random weights",
     "tiny": "tiny test model: random weights",
 }
-RANDOM_SOURCES = frozenset({"twin", "tiny"})
 
 
 def metric_label(name: str) -> str:
