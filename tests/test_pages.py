@@ -60,7 +60,7 @@ def _errors(at: Any) -> list[str]:
 
 def _plain(markdown: str) -> str:
     """Text as a reader sees it: the pages escape user text for Markdown (backslashes)."""
-    return re.sub(r"\\(.)", r"\1", markdown)
+    return re.sub(r"\\(.)", r"\1", markdown).replace("\u2060", "")
 
 
 # ---- Compare -------------------------------------------------------------------------------------

@@ -3,10 +3,16 @@ votes on Compare, a named vote on a History run page, the Leaderboard with data 
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from qwen_dash.views.leaderboard import GET_REAL_WEIGHTS
 from tests.test_pages import LABELS, QWEN3, QWEN25, _errors, _send, seed_run
+
+
+def _plain(markdown: str) -> str:
+    """Text as a reader sees it: pages escape text for Markdown (backslashes, word joiners)."""
+    return re.sub(r"\\(.)", r"\1", markdown).replace("\u2060", "")
 
 
 def _frame(at: Any, column: str) -> Any:
@@ -15,7 +21,7 @@ def _frame(at: Any, column: str) -> Any:
 
 
 def _subheaders(at: Any) -> list[str]:
-    return [h.value for h in at.subheader]
+    return [_plain(h.value) for h in at.subheader]
 
 
 def test_blind_compare_hides_names_until_the_vote_then_reveals_them(app, ui_store) -> None:
@@ -28,12 +34,12 @@ def test_blind_compare_hides_names_until_the_vote_then_reveals_them(app, ui_stor
     assert _subheaders(at)[:2] == ["Model A", "Model B"]
     # Names appear only where models are listed (sidebar, settings), never on an answer.
     main = at.main
-    shown = " ".join(str(e.value) for e in [*main.caption, *main.info, *main.warning])
+    shown = " ".join(_plain(str(e.value)) for e in [*main.caption, *main.info, *main.warning])
     assert not any(name in shown for name in LABELS.values()), shown
     assert at.metric.len == 0  # every metric hidden until the vote
-    assert any("Hidden until you vote" in i.value for i in at.info)
+    assert any("Hidden until you vote" in _plain(i.value) for i in at.info)
     # One note that the weights are random, for the whole comparison, not per column.
-    assert sum("Random weights (tiny)" in w.value for w in at.warning) == 1
+    assert sum("Random weights (tiny)" in _plain(w.value) for w in at.warning) == 1
     run = ui_store.get_run(live.run_id)
     sides = run.meta["arena"]["sides"]
     assert run.meta["arena"]["blind"] is True and sorted(sides) == sorted([QWEN25, QWEN3])
@@ -48,7 +54,7 @@ def test_blind_compare_hides_names_until_the_vote_then_reveals_them(app, ui_stor
         f"Model {s} · {LABELS[k]}" for s, k in zip("AB", sides, strict=True)
     ]
     assert at.metric.len == 12
-    assert any("Your vote (blind): B" in c.value for c in at.caption)
+    assert any("Your vote (blind): B" in _plain(c.value) for c in at.caption)
     # Changing the vote after the reveal records the change, named now.
     at.button(key="vote-tie").click()
     at = at.run()
@@ -74,7 +80,7 @@ def test_a_history_run_page_takes_a_named_vote(app, ui_store) -> None:
 def test_leaderboard_empty_state_says_how_to_get_real_weights(app) -> None:
     at = app("leaderboard")
     assert not _errors(at)
-    infos = [i.value for i in at.info]
+    infos = [_plain(i.value) for i in at.info]
     assert any("No votes yet" in i for i in infos)
     assert GET_REAL_WEIGHTS in infos
 
@@ -88,7 +94,7 @@ def test_leaderboard_leaves_out_random_weights_unless_asked(app, ui_store) -> No
         _vote(ui_store, seed_run(ui_store, f"tiny {i}"), winner)
     at = app("leaderboard")
     assert not _errors(at)
-    assert any("No battle matches" in i.value for i in at.info)
+    assert any("No battle matches" in _plain(i.value) for i in at.info)
     assert any("random-weight answers" in t.value for t in at.text)
     at.toggle(key="l_random").set_value(True)
     at = at.run()
