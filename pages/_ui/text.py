@@ -22,4 +22,4 @@ def literal(value: Any) -> str:
 def md(template: str, /, **values: Any) -> str:
     """``template.format(**values)`` with every value escaped: the template is the page's own
     Markdown; the values are shown literally."""
-    return template.format(**{k: literal(v) for k, v in values.items()})
+    return template.format(**{k: escape_markdown(str(v), inline=True) for k, v in values.items()})

@@ -23,16 +23,22 @@ _RUN_ID = re.compile(r"[0-9]{1,19}")
 _UNSTORABLE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff]")
 
 
-def escape_markdown(text: str) -> str:
+def escape_markdown(text: str, *, inline: bool = False) -> str:
     """Text that Markdown shows literally: every ASCII punctuation character escaped, line
     breaks kept (hard breaks), leading spaces kept as no-break spaces (no code blocks).
 
     GitHub-flavoured Markdown also turns bare ``http://...``, ``www.`` and e-mail addresses into
     links, escapes or not; an invisible WORD JOINER after such a scheme or ``www`` and after ``@``
-    breaks those patterns without changing what a reader sees."""
+    breaks those patterns without changing what a reader sees.
+
+    ``inline``: the text goes inside a line of other Markdown, so its first line's leading
+    spaces are not at a line start and stay plain spaces."""
     lines = []
-    for line in _unlink(text).split("\n"):
+    for i, line in enumerate(_unlink(text).split("\n")):
         escaped = "".join("\\" + ch if ch in _PUNCT else ch for ch in line)
+        if inline and i == 0:
+            lines.append(escaped)
+            continue
         stripped = escaped.lstrip(" \t")
         indent = len(escaped) - len(stripped)
         lines.append("\u00a0" * indent + stripped)
