@@ -56,6 +56,16 @@ class TokenIds:
         return cls(stop, pad, start, end)
 
 
+def prompt_ids(
+    tokenizer: Any, spec: ModelSpec, messages: list[dict[str, str]], settings: Settings
+) -> list[int]:
+    """A conversation's prompt ids, by the model's own chat template (thinking switch included
+    for models that can think), user text kept out of the control tokens. ``n_in`` is their
+    count."""
+    thinking = settings.thinking if spec.can_think else None
+    return encode_chat(tokenizer, messages, thinking)
+
+
 @dataclass
 class Job:
     """One generation asked of a worker."""
@@ -256,9 +266,6 @@ class Generator:
             )
         return (time.perf_counter() - start) * 1000
 
-    def _enable_thinking(self, settings: Settings) -> bool | None:
-        return settings.thinking if self.spec.can_think else None
-
     def generation_kwargs(self, settings: Settings) -> dict[str, Any]:
         kwargs: dict[str, Any] = {
             "max_new_tokens": settings.max_new_tokens,
@@ -322,11 +329,11 @@ class Generator:
     ) -> None:
         settings = job.settings
         t0 = time.perf_counter_ns()
-        prompt_ids = encode_chat(self.tokenizer, job.messages, self._enable_thinking(settings))
+        prompt = prompt_ids(self.tokenizer, self.spec, job.messages, settings)
         result.tokenize_ms = (time.perf_counter_ns() - t0) / 1e6
-        check_context(len(prompt_ids), settings.max_new_tokens, self.spec)
+        check_context(len(prompt), settings.max_new_tokens, self.spec)
         torch.set_num_threads(threads)
-        input_ids = torch.tensor([prompt_ids], device=self.device)
+        input_ids = torch.tensor([prompt], device=self.device)
         clock = TokenClock(self.tokenizer, job.id, emit, self.token_ids)
         kwargs = self.generation_kwargs(settings)
         cuda = self.device.startswith("cuda")
@@ -348,13 +355,13 @@ class Generator:
             )
             if cuda:
                 torch.cuda.synchronize()
-        self._finish(result, clock, prompt_ids, settings, cancel, sampler)
+        self._finish(result, clock, prompt, settings, cancel, sampler)
 
     def _finish(
         self,
         result: GenerationResult,
         clock: TokenClock,
-        prompt_ids: list[int],
+        prompt: list[int],
         settings: Settings,
         cancel: threading.Event,
         sampler: MemorySampler,
@@ -362,9 +369,7 @@ class Generator:
         ids = clock.ids
         think_end = self.token_ids.think_end
         n_think = split_thinking(ids, think_end) if think_end is not None else None
-        result.__dict__.update(
-            timing_metrics(clock.call_ns, clock.stamps, len(prompt_ids), n_think)
-        )
+        result.__dict__.update(timing_metrics(clock.call_ns, clock.stamps, len(prompt), n_think))
         result.token_times_ms = [round((s - clock.call_ns) / 1e6, 3) for s in clock.stamps]
         result.output_ids = list(ids)
 
