@@ -16,7 +16,13 @@ from qwen_dash.engine import Event
 from qwen_dash.views import charts, display
 from qwen_dash.views.compare import ColumnState, Conversation, Turn, build_request, request_from_run
 from qwen_dash.views.diff import escape_markdown, side_markdown, similarity, tokens, word_diff
-from qwen_dash.views.models import comparison_table, kv_ratio
+from qwen_dash.views.models import (
+    BF16_BYTES,
+    checkpoint_values,
+    comparison_table,
+    kv_ratio,
+    storage_facts,
+)
 
 QWEN25, QWEN3 = "qwen2.5-0.5b-instruct", "qwen3-0.6b"
 
@@ -235,3 +241,41 @@ def test_models_table_columns_and_kv_ratio() -> None:
     assert kv_ratio(specs) == (
         "Qwen3-0.6B's KV cache grows 9.3 times faster per token than Qwen2.5-0.5B-Instruct's."
     )
+
+
+# Published model.safetensors sizes (Hugging Face file listings, with their sha256): tensor data
+# plus an 8-byte length and a JSON header of a few tens of kB.
+PUBLISHED_CHECKPOINT_BYTES = {QWEN25: 988_097_824, QWEN3: 1_503_300_328}
+TWIN_INFO = {
+    QWEN25: {"n_params": 494_032_768, "n_params_non_embedding": 494_032_768 - 151_936 * 896},
+    QWEN3: {"n_params": 596_049_920, "n_params_non_embedding": 596_049_920 - 151_936 * 1024},
+}
+
+
+@pytest.mark.parametrize("key", [QWEN25, QWEN3])
+def test_twin_storage_is_the_real_bf16_checkpoints(key: str) -> None:
+    spec = load_specs()[key]
+    values = checkpoint_values(spec, TWIN_INFO[key])
+    assert values is not None
+    header = PUBLISHED_CHECKPOINT_BYTES[key] - BF16_BYTES * values
+    assert 0 < header < 64_000  # computed tensor bytes = the published file, less its header
+    fp32_cache = 4 * TWIN_INFO[key]["n_params"] + 10_000
+    facts = storage_facts(spec, {**TWIN_INFO[key], "source": "twin", "storage_bytes": fp32_cache})
+    expected = {QWEN25: "988 MB", QWEN3: "1.50 GB"}[key]
+    assert facts["Storage on disk"].startswith(f"{expected} (bf16 safetensors, computed: 2 B x ")
+    assert facts["Twin cache file (fp32, this server)"] == display.fmt_bytes_si(fp32_cache)
+
+
+def test_storage_of_other_sources_is_their_files() -> None:
+    spec = load_specs()[QWEN25]
+    hub = storage_facts(spec, {**TWIN_INFO[QWEN25], "source": "hub", "storage_bytes": 988_097_824})
+    assert hub == {"Storage on disk": "988 MB"}
+    assert storage_facts(spec, {"source": "tiny"}) == {"Storage on disk": "n/a"}
+    table = comparison_table(
+        {QWEN25: spec},
+        {QWEN25: {**TWIN_INFO[QWEN25], "source": "twin", "storage_bytes": 1_976_228_000}},
+        charts.generations_frame([], {}),
+    )
+    server = table.xs("This server", level="section")
+    assert server.loc["Storage on disk", "Qwen2.5-0.5B-Instruct"].startswith("988 MB (bf16")
+    assert server.loc["Twin cache file (fp32, this server)", "Qwen2.5-0.5B-Instruct"] == "1.98 GB"

@@ -53,6 +53,9 @@ class ModelSpec:
     think_tokens: tuple[str, str] | None = None  # (start, end) for models that can think
     # Qwen's tokenizer family ("qwen2.5" or "qwen3"): what a twin or tiny model tokenizes with.
     tokenizer: str | None = None
+    # Whether the published checkpoint stores the (tied) output head as a tensor of its own:
+    # what a twin's storage, computed from its parameter count, must add.
+    checkpoint_stores_tied_head: bool = False
 
     @property
     def tokenizer_family(self) -> str:
@@ -97,6 +100,7 @@ _FIELD_TYPES: dict[str, tuple[type, ...]] = {
     "stop_tokens": (list,),
     "think_tokens": (list,),
     "tokenizer": (str,),
+    "checkpoint_stores_tied_head": (bool,),
 }
 TOKENIZER_FAMILIES = ("qwen2.5", "qwen3")
 _TABLES = ("sampling", "thinking_sampling", "reference")
@@ -176,6 +180,7 @@ def _parse_spec(path: Path, key: str, raw: Any) -> ModelSpec:
         stop_tokens=stop or ModelSpec.stop_tokens,
         think_tokens=(think[0], think[1]) if think else None,
         tokenizer=raw.get("tokenizer"),
+        checkpoint_stores_tied_head=raw.get("checkpoint_stores_tied_head", False),
         reference=_parse_reference(path, f"{where}.reference", raw.get("reference", {})),
     )
 
