@@ -125,12 +125,14 @@ def server_facts(spec: ModelSpec, info: Mapping[str, Any]) -> dict[str, str]:
 
 
 def measured_facts(frame: pd.DataFrame, key: str, source: str | None) -> dict[str, str]:
-    """Medians of this model's logged answers (status ok) from ``source``, per timing mode."""
+    """Medians of this model's logged answers (status ok) from ``source``, per timing mode.
+    Benchmark runs (forced lengths, synthetic prompts) have a section of their own."""
     rows: dict[str, str] = {}
     if frame.empty:
         part = frame
     else:
-        part = frame[(frame["model_key"] == key) & (frame["status"] == "ok")]
+        answers = (frame["model_key"] == key) & (frame["status"] == "ok")
+        part = frame[answers & (frame["kind"] != "benchmark")]
         if source is not None:
             part = part[part["source"] == source]
     label = f" ({source})" if source else ""

@@ -20,11 +20,11 @@ from transformers import StoppingCriteria, StoppingCriteriaList
 from transformers.generation.streamers import BaseStreamer
 
 from qwen_dash.core.metrics import GenerationResult, split_thinking, timing_metrics
-from qwen_dash.core.request import RequestError, Settings, check_context
+from qwen_dash.core.request import RequestError, Settings, check_context, check_prompt_tokens
 from qwen_dash.core.specs import ModelSpec
 from qwen_dash.worker.memory import MemorySampler, Nvml
 from qwen_dash.worker.sources import LoadedModel
-from qwen_dash.worker.tokenizer import encode_chat
+from qwen_dash.worker.tokenizer import encode_chat, encode_text
 
 Emit = Callable[[dict[str, Any]], None]
 
@@ -66,6 +66,17 @@ def prompt_ids(
     return encode_chat(tokenizer, messages, thinking)
 
 
+def job_prompt_ids(tokenizer: Any, spec: ModelSpec, job: Job) -> list[int]:
+    """A job's prompt ids: its conversation by the chat template, or (``template`` false) its one
+    message's text as it is; checked against the exact length the job asks for, if any."""
+    if job.template:
+        ids = prompt_ids(tokenizer, spec, job.messages, job.settings)
+    else:
+        ids = encode_text(tokenizer, job.messages[-1]["content"])
+    check_prompt_tokens(len(ids), job.prompt_tokens, spec)
+    return ids
+
+
 @dataclass
 class Job:
     """One generation asked of a worker."""
@@ -76,6 +87,8 @@ class Job:
     mode: str = "concurrent"
     threads: int | None = None
     received_ns: int | None = None  # perf_counter_ns when the pool received the request
+    template: bool = True  # False: the last message's text is the prompt, no chat template
+    prompt_tokens: int | None = None  # the exact prompt length asked for, if any
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Job:
@@ -86,6 +99,8 @@ class Job:
             mode=data.get("mode", "concurrent"),
             threads=data.get("threads"),
             received_ns=data.get("received_ns"),
+            template=data.get("template", True),
+            prompt_tokens=data.get("prompt_tokens"),
         )
 
 
@@ -273,6 +288,8 @@ class Generator:
             "pad_token_id": self.token_ids.pad,
             "repetition_penalty": settings.repetition_penalty,
         }
+        if settings.min_new_tokens:
+            kwargs["min_new_tokens"] = settings.min_new_tokens
         if settings.greedy:
             kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None, min_p=None)
         else:
@@ -329,7 +346,7 @@ class Generator:
     ) -> None:
         settings = job.settings
         t0 = time.perf_counter_ns()
-        prompt = prompt_ids(self.tokenizer, self.spec, job.messages, settings)
+        prompt = job_prompt_ids(self.tokenizer, self.spec, job)
         result.tokenize_ms = (time.perf_counter_ns() - t0) / 1e6
         check_context(len(prompt), settings.max_new_tokens, self.spec)
         torch.set_num_threads(threads)
