@@ -7,8 +7,10 @@ import streamlit as st
 from pages._ui.navigation import ensure_entrypoint
 from pages._ui.resources import model_labels, pool_or_stop, store_or_none
 from qwen_dash.views.charts import generations_frame, load_generations
+from qwen_dash.views.diff import escape_markdown
 from qwen_dash.views.display import is_random_source, source_label
 from qwen_dash.views.models import SECTIONS, SPEED_PAGES_NOTE, comparison_table, kv_ratio
+from qwen_dash.views.speed import fairness_notes, load_speed_runs, speed_frame, speed_table
 
 ensure_entrypoint()
 pool = pool_or_stop()
@@ -38,8 +40,10 @@ if loading:
 if store is None:
     st.warning(f"The database cannot be opened, so nothing measured is shown: {store_error}")
     generations = generations_frame([], labels)
+    speed_runs = speed_frame([])
 else:
     generations = load_generations(store, None, labels)
+    speed_runs = load_speed_runs(store)
 
 table = comparison_table(specs, infos, generations)
 for section in SECTIONS:
@@ -57,3 +61,15 @@ for section in SECTIONS:
 
 if ratio := kv_ratio(specs):
     st.caption(f"KV cache: {ratio} (2 x layers x KV heads x head dim x 2 bytes in bf16).")
+
+st.subheader("Speed under one protocol", anchor=False)
+st.caption(
+    "Qwen's speed protocol: batch 1, a prompt of exactly N tokens ('我' x N, no chat template), "
+    "exactly the new tokens asked for. Rows measured here come from `python -m qwen_dash bench "
+    "speed` (kind benchmark); both formulas are shown for every row."
+)
+st.dataframe(speed_table(specs, labels, speed_runs), hide_index=True)
+fair = [
+    f"**{verdict}:** {escape_markdown(why)}" for verdict, why in fairness_notes(speed_runs, specs)
+]
+st.info("\n\n".join(fair), icon=":material/balance:")

@@ -29,13 +29,13 @@ PROTOCOLS = {
         "qwen",
         (1, 6144, 14336, 30720),
         2048,
-        "Qwen's protocol: inputs 1 / 6,144 / 14,336 / 30,720 tokens, 2,048 new tokens",
+        "Qwen's speed pages' inputs 1 / 6,144 / 14,336 / 30,720 tokens, 2,048 new tokens",
     ),
     "quick": SpeedProtocol(
         "quick",
         (1, 512, 2048),
         128,
-        "quick protocol: inputs 1 / 512 / 2,048 tokens, 128 new tokens",
+        "inputs 1 / 512 / 2,048 tokens, 128 new tokens",
     ),
 }
 CPU_DEFAULT_WHY = (
