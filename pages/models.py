@@ -10,6 +10,7 @@ from pages._ui.text import literal, md
 from qwen_dash.views.charts import generations_frame, load_generations
 from qwen_dash.views.display import is_random_source, source_label
 from qwen_dash.views.models import SECTIONS, SPEED_PAGES_NOTE, comparison_table, kv_ratio
+from qwen_dash.views.speed import fairness_notes, load_speed_runs, speed_frame, speed_table
 
 ensure_entrypoint()
 pool = pool_or_stop()
@@ -49,8 +50,10 @@ if store is None:
         md("The database cannot be opened, so nothing measured is shown: {e}", e=store_error)
     )
     generations = generations_frame([], labels)
+    speed_runs = speed_frame([])
 else:
     generations = load_generations(store, None, labels)
+    speed_runs = load_speed_runs(store)
 
 table = comparison_table(specs, infos, generations)
 for section in SECTIONS:
@@ -70,3 +73,18 @@ if ratio := kv_ratio(specs):
     st.caption(
         md("KV cache: {ratio} (2 x layers x KV heads x head dim x 2 bytes in bf16).", ratio=ratio)
     )
+
+st.subheader("Speed under one protocol", anchor=False)
+st.caption(
+    "Qwen's speed protocol: batch 1, a prompt of exactly N tokens ('我' x N, no chat template), "
+    "exactly the new tokens asked for. Rows measured here come from `python -m qwen_dash bench "
+    "speed` (kind benchmark); both formulas are shown for every row."
+)
+st.dataframe(speed_table(specs, labels, speed_runs), hide_index=True)
+st.info(
+    "\n\n".join(
+        md("**{verdict}:** {why}", verdict=verdict, why=why)
+        for verdict, why in fairness_notes(speed_runs, specs)
+    ),
+    icon=":material/balance:",
+)

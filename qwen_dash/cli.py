@@ -22,6 +22,7 @@ from qwen_dash.core.request import (
     validate_request,
 )
 from qwen_dash.core.specs import SpecError, default_model_keys, load_specs
+from qwen_dash.core.speed import PROTOCOLS
 from qwen_dash.quality.battles import Battle, BattleFormatError, dump_battles, parse_battles
 from qwen_dash.store import (
     EXPORT_FORMATS,
@@ -73,6 +74,21 @@ def _parser() -> argparse.ArgumentParser:
     _source_arg(s)
     s.add_argument("--models", default=None)
     s.add_argument("--json", action="store_true")
+    sp = bsub.add_parser("speed", help="both models under Qwen's speed protocol, one at a time")
+    _source_arg(sp)
+    sp.add_argument("--models", default=None)
+    sp.add_argument(
+        "--protocol",
+        choices=tuple(PROTOCOLS),
+        default=None,
+        help="qwen: inputs 1,6144,14336,30720, 2048 new tokens; quick: inputs 1,512,2048, 128 "
+        "new tokens (default: qwen on a GPU, quick on a CPU)",
+    )
+    sp.add_argument("--inputs", type=_lengths, default=None, help="input lengths, e.g. 1,512")
+    sp.add_argument("--output", type=int, default=None, help="new tokens per case (forced)")
+    sp.add_argument("--fresh", action="store_true", help="a fresh worker per case, no warm-up")
+    sp.add_argument("--json", action="store_true")
+    sp.add_argument("--no-log", action="store_true", help="do not log the cases to the database")
     bsub.add_parser("store", help="database speed on N synthetic runs", add_help=False)
     e = sub.add_parser("export", help="write logged runs as CSV or JSON Lines")
     e.add_argument("--format", choices=EXPORT_FORMATS, default="jsonl")
@@ -123,6 +139,17 @@ def _arena_parsers(sub: Any, bsub: Any) -> None:
     a.add_argument("--rounds", type=int, default=100)
     a.add_argument("--runs", type=int, default=200_000)
     a.add_argument("--json", action="store_true")
+
+
+def _lengths(arg: str) -> list[int]:
+    try:
+        values = [int(x) for x in arg.split(",") if x.strip()]
+    except ValueError:
+        wanted = f"expected token counts like 1,512,2048, got {arg!r}"
+        raise argparse.ArgumentTypeError(wanted) from None
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError("each input length must be at least 1 token")
+    return values
 
 
 def _keys(arg: str | None) -> list[str]:
@@ -312,6 +339,24 @@ def log_run(
         return None
 
 
+def cmd_bench_speed(args: argparse.Namespace) -> int:
+    from qwen_dash.bench.speed import run_speed
+
+    keys = _keys(args.models)
+    unknown = [k for k in keys if k not in load_specs()]
+    if unknown:
+        print(f"error: unknown model {', '.join(unknown)}", file=sys.stderr)
+        return 2
+    try:
+        store = None if args.no_log else open_store()
+    except StoreError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return run_speed(
+        keys, args.source, args.protocol, args.inputs, args.output, args.json, store, args.fresh
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     # Sub-commands owned by other modules take their own arguments.
@@ -336,6 +381,8 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         from qwen_dash.bench import engine
 
+        if args.bench == "speed":
+            return cmd_bench_speed(args)
         if args.bench == "overhead":
             return engine.run_overhead(
                 _keys(args.models), args.source, args.tokens, args.rounds, args.json

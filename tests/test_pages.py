@@ -306,6 +306,12 @@ def test_trends_never_mix_twins_and_tiny_or_modes_in_one_series(app, ui_store) -
 
 def test_models_page_has_one_column_per_model_beside_the_quoted_figures(app, ui_store) -> None:
     seed_run(ui_store, "measure me", mode="isolated", decode_tps=33.0)
+    speed = CompareRequest.raw(
+        "我" * 16, {QWEN25: Settings(max_new_tokens=8, min_new_tokens=8)}, 16
+    )
+    bench = _result(QWEN25, "", "tiny", "isolated", n_in=16, n_out=8, gen_tps=20.0, total_tps=60.0,
+                    decode_tps=99.0, device="Test CPU", dtype="float32")  # fmt: skip
+    ui_store.save_comparison(speed, {QWEN25: bench}, kind="benchmark", tags=["bench-speed"])
     at = app("models")
     assert not _errors(at)
     tables = [t.value for t in at.table]
@@ -320,6 +326,14 @@ def test_models_page_has_one_column_per_model_beside_the_quoted_figures(app, ui_
     assert official.loc["Formula", LABELS[QWEN3]] == "(prompt + generated tokens) / time"
     notes = " ".join(_plain(i.value) for i in at.info)
     assert "not comparable" in notes and "A100" in notes and "H20" in notes
+    # The benchmark run is in the speed table, not in the answers' medians.
+    assert measured.loc["Isolated (tiny): answers", LABELS[QWEN25]] == "1"
+    (speed_table,) = [d.value for d in at.dataframe]
+    here = speed_table[speed_table["Figures from"].str.startswith("measured here")]
+    assert list(here["Input tokens"]) == [16] and list(here["Model"]) == [LABELS[QWEN25]]
+    assert here.iloc[0]["Generated / time (tok/s)"] == "20.00"
+    assert here.iloc[0]["Hardware · software"] == "Test CPU · float32"
+    assert "**Fair:**" in notes and "**Not fair:**" in notes
 
 
 # ---- bad input and broken parts: a clear message, nothing lost ----------------------------------

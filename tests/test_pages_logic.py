@@ -16,8 +16,22 @@ from qwen_dash.engine import Event
 from qwen_dash.views import charts, display
 from qwen_dash.views.compare import ColumnState, Conversation, Turn, build_request, request_from_run
 from qwen_dash.views.diff import side_markdown, similarity, tokens, word_diff
-from qwen_dash.views.models import comparison_table, kv_ratio
+from qwen_dash.views.models import (
+    BF16_BYTES,
+    checkpoint_values,
+    comparison_table,
+    kv_ratio,
+    storage_facts,
+)
 from qwen_dash.views.safe_text import escape_markdown
+from qwen_dash.views.speed import (
+    GEN,
+    TABLE_COLUMNS,
+    TOTAL,
+    fairness_notes,
+    speed_frame,
+    speed_table,
+)
 
 QWEN25, QWEN3 = "qwen2.5-0.5b-instruct", "qwen3-0.6b"
 
@@ -236,3 +250,101 @@ def test_models_table_columns_and_kv_ratio() -> None:
     assert kv_ratio(specs) == (
         "Qwen3-0.6B's KV cache grows 9.3 times faster per token than Qwen2.5-0.5B-Instruct's."
     )
+
+
+# Published model.safetensors sizes (Hugging Face file listings, with their sha256): tensor data
+# plus an 8-byte length and a JSON header of a few tens of kB.
+PUBLISHED_CHECKPOINT_BYTES = {QWEN25: 988_097_824, QWEN3: 1_503_300_328}
+TWIN_INFO = {
+    QWEN25: {"n_params": 494_032_768, "n_params_non_embedding": 494_032_768 - 151_936 * 896},
+    QWEN3: {"n_params": 596_049_920, "n_params_non_embedding": 596_049_920 - 151_936 * 1024},
+}
+
+
+@pytest.mark.parametrize("key", [QWEN25, QWEN3])
+def test_twin_storage_is_the_real_bf16_checkpoints(key: str) -> None:
+    spec = load_specs()[key]
+    values = checkpoint_values(spec, TWIN_INFO[key])
+    assert values is not None
+    header = PUBLISHED_CHECKPOINT_BYTES[key] - BF16_BYTES * values
+    assert 0 < header < 64_000  # computed tensor bytes = the published file, less its header
+    fp32_cache = 4 * TWIN_INFO[key]["n_params"] + 10_000
+    facts = storage_facts(spec, {**TWIN_INFO[key], "source": "twin", "storage_bytes": fp32_cache})
+    expected = {QWEN25: "988 MB", QWEN3: "1.50 GB"}[key]
+    assert facts["Storage on disk"].startswith(f"{expected} (bf16 safetensors, computed: 2 B x ")
+    assert facts["Twin cache file (fp32, this server)"] == display.fmt_bytes_si(fp32_cache)
+
+
+def test_storage_of_other_sources_is_their_files() -> None:
+    spec = load_specs()[QWEN25]
+    hub = storage_facts(spec, {**TWIN_INFO[QWEN25], "source": "hub", "storage_bytes": 988_097_824})
+    assert hub == {"Storage on disk": "988 MB"}
+    assert storage_facts(spec, {"source": "tiny"}) == {"Storage on disk": "n/a"}
+    table = comparison_table(
+        {QWEN25: spec},
+        {QWEN25: {**TWIN_INFO[QWEN25], "source": "twin", "storage_bytes": 1_976_228_000}},
+        charts.generations_frame([], {}),
+    )
+    server = table.xs("This server", level="section")
+    assert server.loc["Storage on disk", "Qwen2.5-0.5B-Instruct"].startswith("988 MB (bf16")
+    assert server.loc["Twin cache file (fp32, this server)", "Qwen2.5-0.5B-Instruct"] == "1.98 GB"
+
+
+def _speed_row(key: str, n_in: int, gen: float, **kw: object) -> dict[str, object]:
+    e2e_s = 128 / gen
+    return {
+        "model_key": key, "source": "twin", "status": "ok", "device": "Some CPU",
+        "dtype": "float32", "n_in": n_in, "n_out": 128, "ttft_ms": 250.0, "gen_tps": gen,
+        "total_tps": (n_in + 128) / e2e_s, "rss_peak_bytes": 2500 * 2**20,
+        "cuda_peak_alloc_bytes": None, "nvml_process_bytes": None, **kw,
+    }  # fmt: skip
+
+
+def test_speed_table_sets_measured_official_and_note_figures_side_by_side() -> None:
+    specs = {k: s for k, s in load_specs().items() if k in (QWEN25, QWEN3)}
+    labels = {k: s.label for k, s in specs.items()}
+    frame = speed_frame(
+        [
+            _speed_row(QWEN25, 1, 8.0),
+            _speed_row(QWEN25, 1, 6.0),
+            _speed_row(QWEN3, 512, 5.0),
+            _speed_row(QWEN3, 512, 1.0, status="error"),  # failed cases are left out
+        ]
+    )
+    table = speed_table(specs, labels, frame)
+    assert list(table.columns) == list(TABLE_COLUMNS)
+    q25 = table[table["Model"] == "Qwen2.5-0.5B-Instruct"]
+    assert list(q25["Input tokens"]) == [1, 1, 6144, 14336, 30720, 30720]  # measured, official...
+    here = q25.iloc[0]
+    assert here["Figures from"] == "measured here (twin: random weights; median of 2 runs)"
+    assert here["Hardware · software"] == "Some CPU · float32"
+    assert here[GEN] == "7.00" and here["New tokens"] == 128
+    assert here[TOTAL] == f"{(1 + 128) / (128 / 7.0):.2f}"  # (n_in + n_out) / e2e, the median
+    assert here["Memory"] == "2,500 MiB (RSS peak of the CPU process, weights included)"
+    official = q25.iloc[1]
+    assert official["Hardware · software"].startswith("NVIDIA A100 80GB · PyTorch 2.3.1")
+    assert official[GEN] == "47.40 (the page's formula)"
+    assert official[TOTAL] == "≈ 47.42 (converted)"
+    assert official["Memory"] == "0.97 GiB (torch.cuda.max_memory_allocated)"
+    q3 = table[table["Model"] == "Qwen3-0.6B"].set_index(["Input tokens", "Figures from"])
+    page = q3.loc[(30720, "Qwen's official speed page (HF transformers)")]
+    assert page[TOTAL] == "175.93 (the page's formula)" and page[GEN] == "≈ 11.00 (converted)"
+    assert page["Memory"] == "4755 MB (method not stated)"
+    note = q3.loc[(30720, "the seed note (quoting Qwen's page; no formula or method named)")]
+    assert note[TOTAL] == "175.93 (as quoted)" and note["Memory"] == "4.76 GB (as quoted)"
+    assert q3.loc[(512, "measured here (twin: random weights; median of 1 run)"), GEN] == "5.00"
+
+
+def test_fairness_is_stated_plainly() -> None:
+    specs = {k: s for k, s in load_specs().items() if k in (QWEN25, QWEN3)}
+    nothing = fairness_notes(speed_frame([]), specs)
+    assert nothing[0][0] == "Nothing measured here yet"
+    assert any(v == "Not fair" and "A100 80GB vs NVIDIA H20 96GB" in w for v, w in nothing)
+    notes = dict(fairness_notes(speed_frame([_speed_row(QWEN25, 1, 8.0)]), specs))
+    assert "the models against each other in the rows measured here" in notes["Fair"]
+    verdicts = [v for v, _ in fairness_notes(speed_frame([_speed_row(QWEN25, 1, 8.0)]), specs)]
+    assert verdicts == ["Fair", "Not fair", "Not fair", "Note"]
+    measured_vs_official = fairness_notes(speed_frame([_speed_row(QWEN25, 1, 8.0)]), specs)[1][1]
+    assert "other hardware (Some CPU) and dtype (float32" in measured_vs_official
+    assert "128 new tokens rather than Qwen's 2,048" in measured_vs_official
+    assert "RSS peak" in measured_vs_official

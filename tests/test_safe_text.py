@@ -36,6 +36,18 @@ def _safe(node: ast.expr) -> bool:
         return _safe(node.body) and _safe(node.orelse)
     if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
         return node.func.id in SAFE_CALLS
+    if (
+        isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and node.func.attr == "join"
+    ):
+        # "sep".join(safe for ... in ...): each piece escaped, the separator a constant
+        parts = node.args[0] if node.args else None
+        return (
+            isinstance(node.func.value, ast.Constant)
+            and isinstance(parts, ast.GeneratorExp | ast.ListComp)
+            and _safe(parts.elt)
+        )
     if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
         # CONSTANT_TABLE.get(...): a lookup in a module constant of the page
         owner = node.func.value

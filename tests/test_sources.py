@@ -2,26 +2,37 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
+from typing import Any
 
 import huggingface_hub.constants
 import pytest
 import torch
 from transformers import AutoModelForCausalLM
 
-from qwen_dash.core.specs import ModelSpec, load_specs
+from qwen_dash.core.request import Settings
+from qwen_dash.core.specs import DEFAULT_MODELS, ModelSpec, load_specs
+from qwen_dash.worker.generation import Generator, Job, prompt_ids
+from qwen_dash.worker.qwen_tokenizer import (
+    build_qwen_tokenizer,
+    chat_template,
+    tokenizer_fingerprint,
+)
 from qwen_dash.worker.sources import (
     SourceError,
     _config_for,
     build_random,
     ensure_twin,
     load_model,
+    load_tokenizer,
     resolve_source,
+    save_twin_tokenizer,
     twin_dir,
 )
-from qwen_dash.worker.tokenizer import build_tokenizer, encode_chat
 
 SPECS = load_specs()
+QWEN25, QWEN3 = DEFAULT_MODELS
 
 
 @pytest.mark.parametrize(
@@ -100,6 +111,15 @@ def test_twin_is_cached_and_read_back(monkeypatch: pytest.MonkeyPatch, tmp_path:
         loaded.model.state_dict().items(), built.state_dict().items(), strict=True
     ):
         assert torch.equal(a, b), name  # the same seeded weights, read back from disk
+    # The worker's n_in on the cached twin is the official template's count.
+    generator = Generator(spec, loaded, "cpu")
+    job = Job("j", CONVERSATION, Settings(greedy=True, max_new_tokens=2, thinking=False))
+    result = generator.run(job, lambda event: None, threading.Event())
+    official = build_qwen_tokenizer("qwen3").apply_chat_template(
+        CONVERSATION, tokenize=True, add_generation_prompt=True, enable_thinking=False
+    )["input_ids"]
+    assert result.status == "ok", result.error
+    assert result.n_in == len(official) and result.n_out == 2
 
 
 def test_local_folder(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -120,52 +140,68 @@ def test_model_without_architecture_config_cannot_be_a_twin() -> None:
         load_model(spec, "twin")
 
 
-def test_qwen3_template_thinking_switch_matches_the_real_one() -> None:
-    tok = build_tokenizer("qwen3")
-    msgs = [{"role": "user", "content": "Hi"}]
-    on = tok.apply_chat_template(
-        msgs, tokenize=False, add_generation_prompt=True, enable_thinking=True
-    )
-    off = tok.apply_chat_template(
-        msgs, tokenize=False, add_generation_prompt=True, enable_thinking=False
-    )
-    default = tok.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True)
-    assert on == default == "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n"
-    assert off == on + "<think>\n\n</think>\n\n"
-    ids = encode_chat(tok, msgs, enable_thinking=False)
-    assert ids[-4:] != [] and 151667 in ids and 151668 in ids  # template's own think block
+def test_twins_and_tiny_models_tokenize_with_qwens_real_tokenizer() -> None:
+    _, tok = build_random(SPECS[QWEN3], tiny=True)
+    assert tok.encode("Hello, world!") == [9707, 11, 1879, 0]  # Qwen's published ids
+    assert tok.convert_tokens_to_ids("</think>") == 151668
+    assert tok.chat_template == chat_template("qwen3")  # the official template
 
 
-def test_qwen25_template_adds_the_default_system_prompt() -> None:
-    tok = build_tokenizer("qwen2.5")
-    text = tok.apply_chat_template(
-        [{"role": "user", "content": "Hi"}], tokenize=False, add_generation_prompt=True
-    )
-    assert text.startswith("<|im_start|>system\nYou are Qwen, created by Alibaba Cloud.")
-    with_system = tok.apply_chat_template(
-        [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"}],
-        tokenize=False,
-        add_generation_prompt=True,
-    )
-    assert with_system.startswith("<|im_start|>system\nBe brief.<|im_end|>")
-    assert "Alibaba" not in with_system
+def test_twin_folder_names_its_tokenizer_build() -> None:
+    """A twin cached with another tokenizer (earlier versions' byte tokenizer) is not reused."""
+    spec = SPECS[QWEN25]
+    assert twin_dir(spec).name.endswith("-tok" + tokenizer_fingerprint("qwen2.5")[:8])
 
 
-def test_every_generated_id_decodes_to_visible_text() -> None:
-    tok = build_tokenizer("qwen3")
-    assert tok.decode([300, 70_000, 151_000]).count(" ") == 3
-    assert tok.decode([151645], skip_special_tokens=True) == ""
-    assert tok.decode([151668], skip_special_tokens=True) == "</think>"  # not special, as in Qwen3
+@pytest.fixture(scope="module")
+def official_tokenizers() -> dict[str, Any]:
+    """The converted tokenizers built directly, not through any cache: the reference."""
+    return {family: build_qwen_tokenizer(family) for family in ("qwen2.5", "qwen3")}
 
 
-def test_hub_download_reports_progress_as_fractions() -> None:
-    from qwen_dash.worker.sources import _progress_tqdm
+# Qwen2.5 gets the template's default system prompt when none is given; a control token typed by
+# the user would be counted differently, so the conversation has none.
+CONVERSATION = [
+    {"role": "user", "content": "Translate 'good morning' into French, please."},
+    {"role": "assistant", "content": "Bonjour."},
+    {"role": "user", "content": "And into Chinese? 早上好 or 你好? Ça va? 👍🏽\nx = [i**2 for i]"},
+]
 
-    seen: list[tuple[str, float | None]] = []
-    bar = _progress_tqdm(lambda m, f: seen.append((m, f)), "Qwen/Qwen3-0.6B")(
-        total=200, disable=False
-    )
-    bar.update(50)
-    bar.update(150)
-    bar.close()
-    assert seen == [("Downloading Qwen/Qwen3-0.6B", 0.25), ("Downloading Qwen/Qwen3-0.6B", 1.0)]
+
+@pytest.mark.parametrize(
+    ("key", "thinking", "system"),
+    [
+        (QWEN25, False, None),
+        (QWEN25, False, "You are terse."),
+        (QWEN3, True, None),
+        (QWEN3, False, None),
+        (QWEN3, True, "You are terse."),
+        (QWEN3, False, "You are terse."),
+    ],
+)
+def test_twin_n_in_equals_the_official_templates_count(
+    tmp_path: Path,
+    official_tokenizers: dict[str, Any],
+    key: str,
+    thinking: bool,
+    system: str | None,
+) -> None:
+    """The twin's tokenizer, saved and read back as ensure_twin and load_model do, gives the
+    worker the same prompt ids (so n_in) as the official template applied with the converted
+    tokenizer: default system prompt (Qwen2.5) and the thinking switch (Qwen3) included."""
+    spec = SPECS[key]
+    save_twin_tokenizer(spec, tmp_path)
+    twin_tok = load_tokenizer(tmp_path)
+    messages = ([{"role": "system", "content": system}] if system else []) + CONVERSATION
+    settings = Settings(thinking=thinking)
+    ours = prompt_ids(twin_tok, spec, messages, settings)
+    kwargs = {"enable_thinking": thinking} if spec.can_think else {}
+    official = official_tokenizers[spec.tokenizer_family].apply_chat_template(
+        messages, tokenize=True, add_generation_prompt=True, **kwargs
+    )["input_ids"]
+    assert len(ours) == len(official)
+    assert ours == official
+    if key == QWEN25 and system is None:
+        assert twin_tok.decode(ours).startswith("<|im_start|>system\nYou are Qwen, created by")
+    if key == QWEN3 and not thinking:
+        assert ours[-4:] == [151667, 271, 151668, 271]  # <think>\n\n</think>\n\n

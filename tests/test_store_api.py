@@ -300,6 +300,7 @@ def test_generation_figures_are_the_newest_runs_metric_columns(store: Store) -> 
     assert rows[0]["ttft_ms"] == 22.0 and rows[2]["ttft_ms"] == 11.0
     assert rows[0]["mode"] == "isolated" and rows[0]["created_at"].tzinfo is not None
     assert "text" not in rows[0]  # metric columns only, no outputs
+    assert rows[0]["kind"] == "ui"  # the run's kind, so benchmarks can be told apart
     newest_only = store.generation_figures(max_runs=1)
     assert {r["run_id"] for r in newest_only} == {new}
     one_model = store.generation_figures(RunFilters(models=(MODEL_B,)))

@@ -43,7 +43,11 @@ class RequestError(ValueError):
 
 @dataclass(frozen=True)
 class Settings:
-    """One model's generation settings. ``greedy`` ignores the sampling knobs."""
+    """One model's generation settings. ``greedy`` ignores the sampling knobs.
+
+    ``min_new_tokens`` forces at least that many new tokens (the stop tokens are suppressed until
+    then), as Qwen's speed script does; set it to ``max_new_tokens`` for an exact length.
+    Benchmarks use it; the Compare page does not offer it."""
 
     temperature: float = 0.7
     top_p: float = 0.8
@@ -51,6 +55,7 @@ class Settings:
     min_p: float = 0.0
     repetition_penalty: float = 1.0
     max_new_tokens: int = 256
+    min_new_tokens: int = 0
     seed: int | None = 0
     greedy: bool = False
     thinking: bool = False
@@ -87,13 +92,42 @@ class Message:
 
 @dataclass
 class CompareRequest:
-    """One prompt (or conversation) for several models at once."""
+    """One prompt (or conversation) for several models at once.
+
+    ``template=False`` sends a raw prompt: the one user message is tokenized as text, without the
+    chat template (benchmarks whose prompt must be exactly N tokens). ``prompt_tokens``, when set,
+    makes each worker refuse a prompt that does not tokenize to exactly that many tokens."""
 
     messages: list[Message]
     settings: dict[str, Settings]  # model key -> settings
     system_prompt: str | None = None
     mode: str = "concurrent"
     meta: dict[str, Any] = field(default_factory=dict)
+    template: bool = True
+    prompt_tokens: int | None = None
+
+    @classmethod
+    def raw(
+        cls,
+        text: str,
+        settings: dict[str, Settings],
+        prompt_tokens: int | None = None,
+        mode: str = "isolated",
+    ) -> CompareRequest:
+        """A prompt sent as it is, without the chat template."""
+        return cls(
+            [Message("user", text)],
+            settings,
+            mode=mode,
+            template=False,
+            prompt_tokens=prompt_tokens,
+        )
+
+    def prompt_format(self) -> dict[str, Any]:
+        """How the prompt is sent, for the record (a run's meta): empty for a templated chat."""
+        if self.template and self.prompt_tokens is None:
+            return {}
+        return {"template": self.template, "prompt_tokens": self.prompt_tokens}
 
     @classmethod
     def from_prompt(
@@ -179,6 +213,11 @@ def validate_settings(s: Settings, spec: ModelSpec) -> None:
         raise RequestError(f"{m}: top_p must be above 0.")
     if s.max_new_tokens < 1:
         raise RequestError(f"{m}: max_new_tokens must be at least 1, got {s.max_new_tokens}.")
+    if not 0 <= s.min_new_tokens <= s.max_new_tokens:
+        raise RequestError(
+            f"{m}: min_new_tokens must be between 0 and max_new_tokens ({s.max_new_tokens}), "
+            f"got {s.min_new_tokens}."
+        )
     if s.max_new_tokens > spec.max_new_tokens:
         raise RequestError(
             f"{m}: max_new_tokens {s.max_new_tokens} is above this model's limit of "
@@ -201,6 +240,7 @@ def validate_request(req: CompareRequest, specs: dict[str, ModelSpec]) -> None:
         raise RequestError("The prompt is empty: type something for the models to answer.")
     if not req.settings:
         raise RequestError("No model chosen: pick at least one model.")
+    _check_prompt_format(req)
     total = max(sum(len(m["content"]) for m in req.chat_for(key)) for key in req.settings)
     if total > MAX_PROMPT_CHARS:
         raise RequestError(
@@ -211,6 +251,26 @@ def validate_request(req: CompareRequest, specs: dict[str, ModelSpec]) -> None:
         if key not in specs:
             raise RequestError(f"Unknown model '{key}'. Known: {', '.join(specs)}.")
         validate_settings(settings, specs[key])
+
+
+def _check_prompt_format(req: CompareRequest) -> None:
+    if not req.template and (
+        len(req.messages) != 1 or req.system_prompt or req.meta.get("histories")
+    ):
+        raise RequestError(
+            "A raw prompt (no chat template) is one user message: no system prompt, no history."
+        )
+    if req.prompt_tokens is not None and req.prompt_tokens < 1:
+        raise RequestError(f"prompt_tokens must be at least 1, got {req.prompt_tokens}.")
+
+
+def check_prompt_tokens(n_in: int, expected: int | None, spec: ModelSpec) -> None:
+    """A prompt meant to be exactly ``expected`` tokens must be (Qwen's speed script asserts it)."""
+    if expected is not None and n_in != expected:
+        raise RequestError(
+            f"{spec.label}: the prompt is {n_in:,} tokens by this model's tokenizer, but exactly "
+            f"{expected:,} were asked for."
+        )
 
 
 def check_context(n_in: int, max_new_tokens: int, spec: ModelSpec) -> None:

@@ -35,6 +35,25 @@ class Sampling:
 
 
 @dataclass(frozen=True)
+class SpeedReference:
+    """A model's official speed figures (HF transformers, batch 1), as its speed page lists them,
+    per input length; and what the seed note quotes of them."""
+
+    hardware: str
+    software: str
+    formula: str  # "generated" or "total": core.speed.FORMULAS
+    memory_unit: str
+    memory_method: str
+    output_tokens: int
+    input_tokens: tuple[int, ...]
+    tokens_per_s: tuple[float, ...]
+    memory: tuple[float, ...]
+    note_input_tokens: int | None = None
+    note_tokens_per_s: float | None = None
+    note_memory: str | None = None
+
+
+@dataclass(frozen=True)
 class ModelSpec:
     key: str
     label: str
@@ -53,6 +72,9 @@ class ModelSpec:
     think_tokens: tuple[str, str] | None = None  # (start, end) for models that can think
     # Qwen's tokenizer family ("qwen2.5" or "qwen3"): what a twin or tiny model tokenizes with.
     tokenizer: str | None = None
+    # Whether the published checkpoint stores the (tied) output head as a tensor of its own:
+    # what a twin's storage, computed from its parameter count, must add.
+    checkpoint_stores_tied_head: bool = False
 
     @property
     def tokenizer_family(self) -> str:
@@ -62,6 +84,8 @@ class ModelSpec:
 
     # Figures others quote, by section ("seed", "official"): fact -> value, as transcribed.
     reference: dict[str, dict[str, str]] = field(default_factory=dict)
+    # The official speed page's figures per input length, for the Models page's speed table.
+    speed_reference: SpeedReference | None = None
 
     def architecture_config(self) -> dict[str, Any] | None:
         """The shipped config.json of this model's architecture, if the spec names one."""
@@ -97,9 +121,25 @@ _FIELD_TYPES: dict[str, tuple[type, ...]] = {
     "stop_tokens": (list,),
     "think_tokens": (list,),
     "tokenizer": (str,),
+    "checkpoint_stores_tied_head": (bool,),
 }
 TOKENIZER_FAMILIES = ("qwen2.5", "qwen3")
-_TABLES = ("sampling", "thinking_sampling", "reference")
+_TABLES = ("sampling", "thinking_sampling", "reference", "speed_reference")
+_SPEED_FIELDS: dict[str, tuple[type, ...]] = {
+    "hardware": (str,),
+    "software": (str,),
+    "formula": (str,),
+    "memory_unit": (str,),
+    "memory_method": (str,),
+    "output_tokens": (int,),
+    "input_tokens": (list,),
+    "tokens_per_s": (list,),
+    "memory": (list,),
+    "note_input_tokens": (int,),
+    "note_tokens_per_s": (int, float),
+    "note_memory": (str,),
+}
+_SPEED_FORMULAS = ("generated", "total")
 _REQUIRED = ("hf_id", "context_window")
 _SAMPLING_TYPES: dict[str, tuple[type, ...]] = {
     "temperature": (int, float),
@@ -176,7 +216,9 @@ def _parse_spec(path: Path, key: str, raw: Any) -> ModelSpec:
         stop_tokens=stop or ModelSpec.stop_tokens,
         think_tokens=(think[0], think[1]) if think else None,
         tokenizer=raw.get("tokenizer"),
+        checkpoint_stores_tied_head=raw.get("checkpoint_stores_tied_head", False),
         reference=_parse_reference(path, f"{where}.reference", raw.get("reference", {})),
+        speed_reference=_parse_speed(path, f"{where}.speed_reference", raw.get("speed_reference")),
     )
 
 
@@ -203,6 +245,41 @@ def _parse_reference(path: Path, where: str, raw: Any) -> dict[str, dict[str, st
             raise SpecError(f"{path}: field '{where}.{section}' must be a table of strings")
         out[section] = dict(facts)
     return out
+
+
+def _numbers(path: Path, where: str, raw: list[Any], types: tuple[type, ...]) -> tuple[Any, ...]:
+    for i, value in enumerate(raw):
+        _check_type(path, f"{where}[{i}]", value, types)
+    return tuple(raw)
+
+
+def _parse_speed(path: Path, where: str, raw: Any) -> SpeedReference | None:
+    """``[models.<key>.speed_reference]``: one list entry per input length."""
+    if raw is None:
+        return None
+    if not isinstance(raw, dict):
+        raise SpecError(f"{path}: field '{where}' must be a table")
+    for name, value in raw.items():
+        if name not in _SPEED_FIELDS:
+            raise SpecError(f"{path}: unknown field '{where}.{name}'")
+        _check_type(path, f"{where}.{name}", value, _SPEED_FIELDS[name])
+    required = [n for n in _SPEED_FIELDS if not n.startswith("note_") and n not in raw]
+    if required:
+        raise SpecError(f"{path}: field '{where}.{required[0]}' is required")
+    if raw["formula"] not in _SPEED_FORMULAS:
+        raise SpecError(f"{path}: field '{where}.formula' must be generated or total")
+    inputs = _numbers(path, f"{where}.input_tokens", raw["input_tokens"], (int,))
+    tps = _numbers(path, f"{where}.tokens_per_s", raw["tokens_per_s"], (int, float))
+    memory = _numbers(path, f"{where}.memory", raw["memory"], (int, float))
+    if not len(inputs) == len(tps) == len(memory):
+        raise SpecError(f"{path}: '{where}': input_tokens, tokens_per_s, memory differ in length")
+    fields = {k: v for k, v in raw.items() if k not in ("input_tokens", "tokens_per_s", "memory")}
+    return SpeedReference(
+        **fields,
+        input_tokens=inputs,
+        tokens_per_s=tuple(float(x) for x in tps),
+        memory=tuple(float(x) for x in memory),
+    )
 
 
 def parse_spec_file(path: Path) -> dict[str, ModelSpec]:

@@ -110,6 +110,8 @@ class Comparison:
             "mode": self.request.mode,
             "threads": self.pool.threads_for(self.request.mode, len(self.model_keys)),
             "received_ns": self.received_ns,
+            "template": self.request.template,
+            "prompt_tokens": self.request.prompt_tokens,
         }
         timer = threading.Timer(
             self.timeout_s,

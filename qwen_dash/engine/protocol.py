@@ -2,7 +2,10 @@
 comparison reports to whoever follows it.
 
 Commands (pool -> worker, JSON lines on its stdin): ``{"op": "generate", "id", "messages",
-"settings", "mode", "threads", "received_ns"}``, ``{"op": "cancel", "id"}``, ``{"op": "shutdown"}``.
+"settings", "mode", "threads", "received_ns", "template", "prompt_tokens"}`` (``template``
+false: the one user message is the prompt as it is, no chat template; ``prompt_tokens``: the
+exact token count the prompt must have, else the job fails with a message),
+``{"op": "cancel", "id"}``, ``{"op": "shutdown"}``.
 Events (worker -> pool, JSON lines on its stdout): ``progress`` (message, fraction), ``ready``
 (info), ``load_failed`` (message), then per job ``started`` (start_ns), ``delta`` (one per token:
 part, text, n, t_ms) and ``result`` (the GenerationResult as a dict, start_ns, end_ns). The pool

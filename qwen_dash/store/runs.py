@@ -118,7 +118,7 @@ def build_run(
         system_prompt=request.system_prompt,
         messages=[{"role": m.role, "content": m.content} for m in request.messages],
         settings=settings,
-        meta=dict(request.meta),
+        meta={**request.meta, **request.prompt_format()},
         user=user,
         notes=notes,
         conversation_id=conversation_id,

@@ -135,16 +135,24 @@ class TrendQueries(StoreBase):
             return self.sql.aggregate(session, base.subquery("base"), ["bucket", *keys])
 
     def generation_figures(
-        self, filters: RunFilters | None = None, max_runs: int = 2000
+        self,
+        filters: RunFilters | None = None,
+        max_runs: int = 2000,
+        columns: Sequence[str] = FIGURE_COLUMNS,
     ) -> list[dict[str, Any]]:
         """The metric columns of every generation of the newest ``max_runs`` matching runs, as
         plain rows, newest first: for charts that need each value (distributions, scatter plots).
-        As in trends, model/source/mode filters keep only those generations."""
+        As in trends, model/source/mode filters keep only those generations. Each row also has
+        its run's id, time, thinking switch and kind; ``columns`` names the generation columns
+        (default: what the charts read)."""
         f = filters or RunFilters()
         newest = self._runs_query(f).with_only_columns(Run.id).limit(max_runs)
-        columns = [getattr(Generation, name) for name in FIGURE_COLUMNS]
+        unknown = [name for name in columns if name not in Generation.__table__.columns]
+        if unknown:
+            raise StoreError(f"Unknown generation column(s): {', '.join(unknown)}.")
+        selected = [getattr(Generation, name) for name in columns]
         stmt = (
-            select(Generation.run_id, Run.created_at, Run.thinking, *columns)
+            select(Generation.run_id, Run.created_at, Run.thinking, Run.kind, *selected)
             .join(Run, Run.id == Generation.run_id)
             .where(Generation.run_id.in_(newest), *self.conditions.generations(f, Generation))
             .order_by(Run.created_at.desc(), Run.id.desc(), Generation.position)

@@ -30,6 +30,7 @@ GENERATION_COLUMNS = (
     "source",
     "mode",
     "thinking",
+    "kind",
     "status",
     "ttft_ms",
     "e2e_ms",

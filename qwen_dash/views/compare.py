@@ -169,7 +169,15 @@ def request_from_run(run: Any, available: Sequence[str]) -> CompareRequest:
     messages = [Message(m["role"], m["content"]) for m in run.messages or []]
     if not messages:
         messages = [Message("user", run.prompt)]
-    request = CompareRequest(messages, settings, run.system_prompt, run.mode)
+    meta = run.meta or {}
+    request = CompareRequest(
+        messages,
+        settings,
+        run.system_prompt,
+        run.mode,
+        template=meta.get("template", True),
+        prompt_tokens=meta.get("prompt_tokens"),
+    )
     histories = (run.meta or {}).get("histories")
     if histories:
         request.meta["histories"] = {k: v for k, v in histories.items() if k in keys}

@@ -47,6 +47,17 @@ def fmt_bytes(value: float | None) -> str:
     return f"{value:,.0f} B"
 
 
+def fmt_bytes_si(value: float | None) -> str:
+    """Bytes in decimal units, as model cards and file listings write them: '988 MB', '1.50 GB'."""
+    if value is None:
+        return NA
+    value = float(value)
+    for unit, size in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if abs(value) >= size:
+            return f"{value / size:,.2f} {unit}" if unit == "GB" else f"{value / size:,.0f} {unit}"
+    return f"{value:,.0f} B"
+
+
 def fmt_ms(value: float | None) -> str:
     if value is None:
         return NA

@@ -13,7 +13,15 @@ from typing import Any
 import pandas as pd
 
 from qwen_dash.core.specs import ModelSpec
-from qwen_dash.views.display import NA, fmt_bytes, fmt_count, fmt_ms, fmt_number, source_label
+from qwen_dash.views.display import (
+    NA,
+    fmt_bytes,
+    fmt_bytes_si,
+    fmt_count,
+    fmt_ms,
+    fmt_number,
+    source_label,
+)
 
 SPEED_PAGES_NOTE = (
     "Qwen's two speed pages are not comparable with each other: the Qwen2.5 page measured on an "
@@ -49,6 +57,44 @@ def _count(value: int | None) -> str:
     return NA if value is None else f"{value:,} ({fmt_count(value)})"
 
 
+BF16_BYTES = 2
+
+
+def checkpoint_values(spec: ModelSpec, info: Mapping[str, Any]) -> int | None:
+    """How many values the real checkpoint stores: every parameter, plus the tied output head
+    again where the published file stores it as a tensor of its own (Qwen3-0.6B's does)."""
+    n_params = info.get("n_params")
+    if n_params is None:
+        return None
+    if not spec.checkpoint_stores_tied_head:
+        return int(n_params)
+    non_embedding = info.get("n_params_non_embedding")
+    if non_embedding is None:
+        return None
+    return int(n_params) + int(n_params) - int(non_embedding)
+
+
+def storage_facts(spec: ModelSpec, info: Mapping[str, Any]) -> dict[str, str]:
+    """'Storage on disk' as the real checkpoint has it. A twin's weights are cached here in fp32,
+    twice the size of the bf16 file Qwen publishes; its storage is computed from the parameter
+    count (tensor data, without the safetensors header of a few tens of kB), and the cache
+    file's size is shown beside it, labelled. Other sources show their files' size."""
+    on_disk = info.get("storage_bytes")
+    if info.get("source") != "twin":
+        return {"Storage on disk": fmt_bytes_si(on_disk)}
+    values = checkpoint_values(spec, info)
+    if values is None:
+        return {"Storage on disk": NA, "Twin cache file (fp32, this server)": fmt_bytes_si(on_disk)}
+    head = ", the tied output head stored twice as in the published file"
+    how = f"bf16 safetensors, computed: 2 B x {values:,} values" + (
+        head if spec.checkpoint_stores_tied_head else ""
+    )
+    return {
+        "Storage on disk": f"{fmt_bytes_si(BF16_BYTES * values)} ({how})",
+        "Twin cache file (fp32, this server)": fmt_bytes_si(on_disk),
+    }
+
+
 def server_facts(spec: ModelSpec, info: Mapping[str, Any]) -> dict[str, str]:
     """What this server knows of one model: counted from the loaded model, or from its spec."""
 
@@ -69,7 +115,7 @@ def server_facts(spec: ModelSpec, info: Mapping[str, Any]) -> dict[str, str]:
         "Max new tokens": f"{spec.max_new_tokens:,}",
         "Thinking mode": "yes" if spec.can_think else "no",
         "License": spec.license or NA,
-        "Storage on disk": fmt_bytes(got("storage_bytes")),
+        **storage_facts(spec, info),
         "KV cache per token": _kv(spec, got("dtype")),
         "Load time": fmt_ms(got("load_ms")),
         "Warm-up": fmt_ms(got("warmup_ms")),
@@ -79,12 +125,14 @@ def server_facts(spec: ModelSpec, info: Mapping[str, Any]) -> dict[str, str]:
 
 
 def measured_facts(frame: pd.DataFrame, key: str, source: str | None) -> dict[str, str]:
-    """Medians of this model's logged answers (status ok) from ``source``, per timing mode."""
+    """Medians of this model's logged answers (status ok) from ``source``, per timing mode.
+    Benchmark runs (forced lengths, synthetic prompts) have a section of their own."""
     rows: dict[str, str] = {}
     if frame.empty:
         part = frame
     else:
-        part = frame[(frame["model_key"] == key) & (frame["status"] == "ok")]
+        answers = (frame["model_key"] == key) & (frame["status"] == "ok")
+        part = frame[answers & (frame["kind"] != "benchmark")]
         if source is not None:
             part = part[part["source"] == source]
     label = f" ({source})" if source else ""

@@ -20,11 +20,11 @@ from transformers import StoppingCriteria, StoppingCriteriaList
 from transformers.generation.streamers import BaseStreamer
 
 from qwen_dash.core.metrics import GenerationResult, split_thinking, timing_metrics
-from qwen_dash.core.request import RequestError, Settings, check_context
+from qwen_dash.core.request import RequestError, Settings, check_context, check_prompt_tokens
 from qwen_dash.core.specs import ModelSpec
 from qwen_dash.worker.memory import MemorySampler, Nvml
 from qwen_dash.worker.sources import LoadedModel
-from qwen_dash.worker.tokenizer import encode_chat
+from qwen_dash.worker.tokenizer import encode_chat, encode_text
 
 Emit = Callable[[dict[str, Any]], None]
 
@@ -56,6 +56,27 @@ class TokenIds:
         return cls(stop, pad, start, end)
 
 
+def prompt_ids(
+    tokenizer: Any, spec: ModelSpec, messages: list[dict[str, str]], settings: Settings
+) -> list[int]:
+    """A conversation's prompt ids, by the model's own chat template (thinking switch included
+    for models that can think), user text kept out of the control tokens. ``n_in`` is their
+    count."""
+    thinking = settings.thinking if spec.can_think else None
+    return encode_chat(tokenizer, messages, thinking)
+
+
+def job_prompt_ids(tokenizer: Any, spec: ModelSpec, job: Job) -> list[int]:
+    """A job's prompt ids: its conversation by the chat template, or (``template`` false) its one
+    message's text as it is; checked against the exact length the job asks for, if any."""
+    if job.template:
+        ids = prompt_ids(tokenizer, spec, job.messages, job.settings)
+    else:
+        ids = encode_text(tokenizer, job.messages[-1]["content"])
+    check_prompt_tokens(len(ids), job.prompt_tokens, spec)
+    return ids
+
+
 @dataclass
 class Job:
     """One generation asked of a worker."""
@@ -66,6 +87,8 @@ class Job:
     mode: str = "concurrent"
     threads: int | None = None
     received_ns: int | None = None  # perf_counter_ns when the pool received the request
+    template: bool = True  # False: the last message's text is the prompt, no chat template
+    prompt_tokens: int | None = None  # the exact prompt length asked for, if any
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Job:
@@ -76,6 +99,8 @@ class Job:
             mode=data.get("mode", "concurrent"),
             threads=data.get("threads"),
             received_ns=data.get("received_ns"),
+            template=data.get("template", True),
+            prompt_tokens=data.get("prompt_tokens"),
         )
 
 
@@ -256,9 +281,6 @@ class Generator:
             )
         return (time.perf_counter() - start) * 1000
 
-    def _enable_thinking(self, settings: Settings) -> bool | None:
-        return settings.thinking if self.spec.can_think else None
-
     def generation_kwargs(self, settings: Settings) -> dict[str, Any]:
         kwargs: dict[str, Any] = {
             "max_new_tokens": settings.max_new_tokens,
@@ -266,6 +288,8 @@ class Generator:
             "pad_token_id": self.token_ids.pad,
             "repetition_penalty": settings.repetition_penalty,
         }
+        if settings.min_new_tokens:
+            kwargs["min_new_tokens"] = settings.min_new_tokens
         if settings.greedy:
             kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None, min_p=None)
         else:
@@ -322,11 +346,11 @@ class Generator:
     ) -> None:
         settings = job.settings
         t0 = time.perf_counter_ns()
-        prompt_ids = encode_chat(self.tokenizer, job.messages, self._enable_thinking(settings))
+        prompt = job_prompt_ids(self.tokenizer, self.spec, job)
         result.tokenize_ms = (time.perf_counter_ns() - t0) / 1e6
-        check_context(len(prompt_ids), settings.max_new_tokens, self.spec)
+        check_context(len(prompt), settings.max_new_tokens, self.spec)
         torch.set_num_threads(threads)
-        input_ids = torch.tensor([prompt_ids], device=self.device)
+        input_ids = torch.tensor([prompt], device=self.device)
         clock = TokenClock(self.tokenizer, job.id, emit, self.token_ids)
         kwargs = self.generation_kwargs(settings)
         cuda = self.device.startswith("cuda")
@@ -348,13 +372,13 @@ class Generator:
             )
             if cuda:
                 torch.cuda.synchronize()
-        self._finish(result, clock, prompt_ids, settings, cancel, sampler)
+        self._finish(result, clock, prompt, settings, cancel, sampler)
 
     def _finish(
         self,
         result: GenerationResult,
         clock: TokenClock,
-        prompt_ids: list[int],
+        prompt: list[int],
         settings: Settings,
         cancel: threading.Event,
         sampler: MemorySampler,
@@ -362,9 +386,7 @@ class Generator:
         ids = clock.ids
         think_end = self.token_ids.think_end
         n_think = split_thinking(ids, think_end) if think_end is not None else None
-        result.__dict__.update(
-            timing_metrics(clock.call_ns, clock.stamps, len(prompt_ids), n_think)
-        )
+        result.__dict__.update(timing_metrics(clock.call_ns, clock.stamps, len(prompt), n_think))
         result.token_times_ms = [round((s - clock.call_ns) / 1e6, 3) for s in clock.stamps]
         result.output_ids = list(ids)
 

@@ -5,7 +5,8 @@ that has loaded torch, never through multiprocessing: under ``streamlit run`` a 
 re-run the page script). Commands arrive as JSON lines on stdin; events leave as JSON lines on the
 original stdout. Anything else the libraries print goes to stderr, which the pool sends to a log.
 
-Commands: ``{"op": "generate", "id", "messages", "settings", "mode", "threads", "received_ns"}``,
+Commands: ``{"op": "generate", "id", "messages", "settings", "mode", "threads", "received_ns",
+"template", "prompt_tokens"}`` (see ``qwen_dash.engine.protocol``),
 ``{"op": "cancel", "id"}``, ``{"op": "shutdown"}``.
 Events: ``progress`` (message, fraction), ``ready`` (info), ``load_failed`` (message), then per
 job ``started``, ``delta`` (one per token), ``result`` (the GenerationResult as a dict).

@@ -217,7 +217,7 @@ def build_qwen_tokenizer(family: str) -> PreTrainedTokenizerFast:
     return fast
 
 
-def _fingerprint(family: str) -> str:
+def tokenizer_fingerprint(family: str) -> str:
     """What the cached build depends on: the rank file, the data files, the build version."""
     h = hashlib.sha256(f"{_BUILD_VERSION}\0{family}\0".encode())
     h.update(qwen_data()["bpe_sha256"].encode())
@@ -234,7 +234,7 @@ def qwen_tokenizer_dir(family: str, cache_root: Path) -> Path:
     a half-written folder; when two processes build at once, the first rename wins.
     """
     cache_root = Path(cache_root)
-    target = cache_root / f"{family}-{_fingerprint(family)}"
+    target = cache_root / f"{family}-{tokenizer_fingerprint(family)}"
     if (target / "tokenizer.json").is_file():
         return target
     cache_root.mkdir(parents=True, exist_ok=True)

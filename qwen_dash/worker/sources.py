@@ -3,8 +3,9 @@
 - ``hub``: the Hugging Face id; the local HF cache first, else a download with progress.
 - ``local``: a folder with config, tokenizer and safetensors.
 - ``twin``: the exact architecture with random weights, built offline from the shipped config and
-  cached on disk, so that later starts only read it back.
-- ``tiny``: a two-layer random model of the same classes, for tests.
+  cached on disk, so that later starts only read it back; it tokenizes with Qwen's real tokenizer
+  (built offline from ``qwen.tiktoken``, official chat template), saved with it.
+- ``tiny``: a two-layer random model of the same classes, for tests; same real tokenizer.
 - ``auto``: hub when the weights are cached or the hub answers quickly; else twin.
 """
 
@@ -25,7 +26,7 @@ from transformers import PreTrainedTokenizerBase as Tokenizer
 
 from qwen_dash.core.defaults import SOURCES, cache_root
 from qwen_dash.core.specs import ModelSpec
-from qwen_dash.worker.tokenizer import build_tokenizer
+from qwen_dash.worker.qwen_tokenizer import load_qwen_tokenizer, tokenizer_fingerprint
 
 HUB_PROBE_TIMEOUT_S = 3.0
 WEIGHT_PATTERNS = ["*.json", "*.safetensors", "*.txt", "*.model", "*.jinja"]
@@ -163,19 +164,37 @@ def _config_for(spec: ModelSpec, overrides: dict[str, Any] | None = None) -> Any
     return AutoConfig.for_model(model_type, **cfg)
 
 
+def tokenizer_cache() -> Path:
+    """Where Qwen's converted tokenizers are kept, one folder per family and build."""
+    return cache_root() / "tokenizers"
+
+
+def random_model_tokenizer(spec: ModelSpec) -> Tokenizer:
+    """The tokenizer of a twin or tiny model: Qwen's real one for the spec's family, with the
+    official chat template (converted once, then read from ``tokenizer_cache()``)."""
+    return load_qwen_tokenizer(spec.tokenizer_family, tokenizer_cache())
+
+
 def build_random(spec: ModelSpec, tiny: bool) -> tuple[Any, Tokenizer]:
     """The spec's architecture (or its tiny version) with seeded random weights, in fp32."""
     config = _config_for(spec, TINY_SHAPE if tiny else None)
     torch.manual_seed(SEED)
     model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
     model.generation_config.do_sample = False
-    tokenizer = build_tokenizer(spec.tokenizer_family)
-    return model.eval(), tokenizer
+    return model.eval(), random_model_tokenizer(spec)
 
 
 def twin_dir(spec: ModelSpec) -> Path:
+    """The twin's folder: named by its architecture config and its tokenizer build, so a twin
+    cached with another tokenizer (the byte tokenizer of earlier versions) is built anew."""
     digest = hashlib.sha256(spec.config_path.read_bytes() if spec.config_path else b"").hexdigest()
-    return cache_root() / "twins" / f"{spec.key}-{digest[:12]}"
+    tok = tokenizer_fingerprint(spec.tokenizer_family)[:8]
+    return cache_root() / "twins" / f"{spec.key}-{digest[:12]}-tok{tok}"
+
+
+def save_twin_tokenizer(spec: ModelSpec, folder: Path) -> None:
+    """Write the twin's tokenizer into ``folder``, where ``load_tokenizer`` reads it back."""
+    random_model_tokenizer(spec).save_pretrained(str(folder))
 
 
 def ensure_twin(spec: ModelSpec, progress: Progress) -> Path:
@@ -184,11 +203,17 @@ def ensure_twin(spec: ModelSpec, progress: Progress) -> Path:
     if (folder / "model.safetensors").is_file():
         return folder
     progress(f"Building {spec.label} twin (random weights, first time only)", None)
-    model, tokenizer = build_random(spec, tiny=False)
+    model, _ = build_random(spec, tiny=False)
     tmp = folder.with_name(folder.name + f".tmp{os.getpid()}")
     model.save_pretrained(tmp)
-    tokenizer.save_pretrained(tmp)
-    (tmp / "qwen_dash_twin.json").write_text(json.dumps({"key": spec.key, "seed": SEED}))
+    save_twin_tokenizer(spec, tmp)
+    meta = {
+        "key": spec.key,
+        "seed": SEED,
+        "tokenizer": spec.tokenizer_family,
+        "tokenizer_fingerprint": tokenizer_fingerprint(spec.tokenizer_family),
+    }
+    (tmp / "qwen_dash_twin.json").write_text(json.dumps(meta))
     tmp.rename(folder)  # atomic: a crash mid-save leaves no half twin
     return folder
 
@@ -220,8 +245,14 @@ def local_folder(spec: ModelSpec) -> Path:
     return folder
 
 
+def load_tokenizer(folder: Path) -> Tokenizer:
+    """The tokenizer saved in a model folder (hub snapshot, local folder or twin)."""
+    tokenizer: Tokenizer = AutoTokenizer.from_pretrained(folder)
+    return tokenizer
+
+
 def _from_folder(folder: Path, dtype: torch.dtype, device: str) -> tuple[Any, Tokenizer]:
-    tokenizer = AutoTokenizer.from_pretrained(folder)
+    tokenizer = load_tokenizer(folder)
     model: Any = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype)
     return model.to(device).eval(), tokenizer
 
