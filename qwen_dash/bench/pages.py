@@ -325,6 +325,13 @@ def run_pages_bench(
             t0 = time.perf_counter()
             fill(store, runs)
             fill_s = time.perf_counter() - t0
+            # A database in use keeps its trend rollups current as runs are saved; a bulk load
+            # marks them all dirty and the first trend query builds them, once. Build them here
+            # (timed apart) so that the pages are timed on a database in its steady state.
+            t0 = time.perf_counter()
+            for bucket in ("day", "hour"):
+                store.trends(bucket=bucket)
+            rollups_s = time.perf_counter() - t0
         finally:
             store.close()
         log_path = Path(log) if log else Path(tmp) / "streamlit.log"
@@ -334,6 +341,7 @@ def run_pages_bench(
         "runs": runs,
         "rounds": rounds,
         "fill_s": round(fill_s, 1),
+        "rollups_s": round(rollups_s, 1),
         "models_ready_s": round(models_s, 1),
         "pages": timings.rows(),
     }
@@ -350,8 +358,9 @@ def _report(figures: dict[str, Any], as_json: bool) -> None:
         print(json.dumps(figures))
         return
     print(
-        f"{figures['runs']:,} synthetic runs on SQLite, filled in {figures['fill_s']} s; "
-        f"tiny models ready in {figures['models_ready_s']} s"
+        f"{figures['runs']:,} synthetic runs on SQLite, filled in {figures['fill_s']} s, trend "
+        f"rollups built in {figures['rollups_s']} s (once after a bulk load); tiny models ready "
+        f"in {figures['models_ready_s']} s"
     )
     print(
         f"  {'page':<28} {'first ms':>8} {'next ms':>8}   script ran: {'first':>6} {'next':>6}"
