@@ -135,6 +135,7 @@ class Timings:
 
     first: dict[str, float] = field(default_factory=dict)
     later: dict[str, list[float]] = field(default_factory=dict)
+    timed_out: set[str] = field(default_factory=set)
 
     def add(self, name: str, ms: float, first: bool) -> None:
         if first:
@@ -161,6 +162,7 @@ class Timings:
                     "first_script_ms": None if script_first is None else round(script_first, 1),
                     "next_script_ms": self._median(name + SCRIPT),
                     "next_all_ms": [round(v, 1) for v in self.later.get(name, [])],
+                    "timed_out": name in self.timed_out,
                 }
             )
         return out
@@ -282,6 +284,7 @@ def wait_for_models(page: Any, url: str, timeout_s: float = SERVER_START_S) -> f
 
 def measure(url: str, run_id: int, rounds: int) -> tuple[Timings, float]:
     """Every page once cold, then ``rounds`` times; Trends' tabs after each Trends load."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
     from playwright.sync_api import sync_playwright
 
     timings = Timings()
@@ -300,12 +303,22 @@ def measure(url: str, run_id: int, rounds: int) -> tuple[Timings, float]:
             for i in range(rounds + 1):
                 first = i == 0
                 for name, path in PAGES:
-                    total, script = load_ms(page, url + path.format(run_id=run_id))
+                    try:
+                        total, script = load_ms(page, url + path.format(run_id=run_id))
+                    except PlaywrightTimeout:  # recorded as the limit, and said so
+                        timings.timed_out.add(name)
+                        timings.add(name, PAGE_TIMEOUT_MS, first)
+                        continue
                     timings.add(name, total, first)
                     timings.add(name + SCRIPT, script, first)
                     if name == "trends":
                         for label in TRENDS_TABS:
-                            timings.add(f"trends: {label} tab", tab_ms(page, label), first)
+                            tab = f"trends: {label} tab"
+                            try:
+                                timings.add(tab, tab_ms(page, label), first)
+                            except PlaywrightTimeout:
+                                timings.timed_out.add(tab)
+                                timings.add(tab, PAGE_TIMEOUT_MS, first)
         finally:
             browser.close()
     return timings, models_s
@@ -369,6 +382,8 @@ def _report(figures: dict[str, Any], as_json: bool) -> None:
     for row in figures["pages"]:
         worst = max(v for v in (row["first_ms"], row["next_ms"]) if v is not None)
         verdict = "ok" if worst <= TARGET_MS else f"OVER TARGET ({TARGET_MS:g} ms)"
+        if row["timed_out"]:
+            verdict = f"TIMED OUT (gave up at {PAGE_TIMEOUT_MS / 1000:g} s)"
         script = ""
         if row["first_script_ms"] is not None:
             script = f"{_fmt(row['first_script_ms'])[2:]} {_fmt(row['next_script_ms'])[2:]}"
