@@ -90,6 +90,7 @@ def _parser() -> argparse.ArgumentParser:
     sp.add_argument("--json", action="store_true")
     sp.add_argument("--no-log", action="store_true", help="do not log the cases to the database")
     bsub.add_parser("store", help="database speed on N synthetic runs", add_help=False)
+    bsub.add_parser("pages", help="each page's time in Chromium on N runs", add_help=False)
     e = sub.add_parser("export", help="write logged runs as CSV or JSON Lines")
     e.add_argument("--format", choices=EXPORT_FORMATS, default="jsonl")
     e.add_argument("--output", "-o", default="-", help="file to write (default: stdout)")
@@ -364,6 +365,10 @@ def main(argv: list[str] | None = None) -> int:
         from qwen_dash.bench.store import main as bench_store_main
 
         return bench_store_main(argv[2:]) or 0
+    if argv[:2] == ["bench", "pages"]:
+        from qwen_dash.bench.pages import main as bench_pages_main
+
+        return bench_pages_main(argv[2:]) or 0
     args = _parser().parse_args(argv)
     try:
         if args.command == "compare":

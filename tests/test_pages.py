@@ -290,7 +290,13 @@ def test_trends_never_mix_twins_and_tiny_or_modes_in_one_series(app, ui_store) -
     at = app("trends")
     assert not _errors(at)
     figures = _figures(at)
-    assert len(figures) >= 10  # 4 trends, 4 distributions, output length, 4 paired, memory
+    assert len(figures) == 4  # only the open tab is drawn: 4 trends
+    for tab in ("Distributions", "A - B", "Memory vs input"):
+        at.session_state["t_tab"] = tab
+        at = at.run()
+        assert not _errors(at)
+        figures += _figures(at)
+    assert len(figures) >= 14  # 4 trends, 4 distributions, output length, 4 paired, memory
     names = {t.get("name") for f in figures for t in f["data"] if t.get("name")}
     assert "Qwen3-0.6B · tiny · concurrent" in names
     assert "Qwen3-0.6B · twin · isolated" in names

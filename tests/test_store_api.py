@@ -13,7 +13,7 @@ from sqlalchemy import event, func, select
 from qwen_dash.core.metrics import percentile
 from qwen_dash.store import PAGE_SIZE, RunFilters, Store, StoreError
 from qwen_dash.store.aggregates import percentiles_window
-from qwen_dash.store.schema import Generation, Run
+from qwen_dash.store.schema import Generation, Run, RunTag
 from tests.conftest_db import MODEL_A, MODEL_B, make_comparison
 
 T0 = datetime(2025, 3, 1, 9, 30, tzinfo=UTC)
@@ -97,6 +97,9 @@ def test_filters_narrow_history(store: Store) -> None:
     options = store.filter_options()
     assert options["models"] == sorted([MODEL_A, MODEL_B, "qwen2.5-1.5b"])
     assert options["tags"] == ["eval"] and options["sources"] == ["hub", "twin"]
+    with store.reading() as session:  # the loose index scan finds what DISTINCT finds
+        for name, column in (("models", Generation.model_key), ("tags", RunTag.tag)):
+            assert options[name] == sorted(session.scalars(select(column).distinct()))
 
 
 ODD_TEXTS = [

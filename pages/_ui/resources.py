@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import importlib
 import os
+import threading
 from typing import NoReturn
 
 import streamlit as st
@@ -75,8 +77,23 @@ def _stop(message: str) -> NoReturn:
     raise AssertionError("st.stop() returned")  # it raises; this tells the type checker
 
 
+def _warm() -> None:
+    charts = importlib.import_module("qwen_dash.views.charts")
+    charts.go.Figure([charts.go.Scatter(x=[0], y=[0]), charts.go.Box(y=[0])]).to_json()
+
+
+@st.cache_resource(show_spinner=False)
+def warm_imports() -> threading.Thread:
+    """Import the chart and table libraries (pandas, plotly) in the background, once per server:
+    the first visit of History, Trends or Models then need not wait seconds for them."""
+    thread = threading.Thread(target=_warm, name="qwen-dash-warm-imports", daemon=True)
+    thread.start()
+    return thread
+
+
 def pool_or_stop() -> ModelPool:
     """The pool, or an error the user can act on (a malformed models.toml) and a stopped page."""
+    warm_imports()
     try:
         return get_pool()
     except (SpecError, KeyError) as exc:

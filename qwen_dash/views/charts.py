@@ -11,8 +11,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import plotly.express as px
 import plotly.graph_objects as go
+from plotly.colors import qualitative
 
 from qwen_dash.core.metrics import REGISTRY, TREND_METRICS
 from qwen_dash.store import PairedDifference, Store, TrendRow
@@ -39,7 +39,7 @@ GENERATION_COLUMNS = (
     "n_out",
     "peak_memory_bytes",
 )
-PALETTE = px.colors.qualitative.Safe
+PALETTE = qualitative.Safe
 
 
 def axis_unit(metric: str) -> str:
@@ -165,13 +165,13 @@ BUCKET_TICKS = {"hour": "%b %d %H:00", "day": "%b %d"}
 
 def trend_figure(frame: pd.DataFrame, metric: str, bucket: str = "day") -> go.Figure:
     """The median per bucket as a line, with a shaded band up to the 95th percentile."""
-    fig = go.Figure()
+    traces: list[go.Scatter] = []
     for i, (key, part) in enumerate(frame.groupby("series", sort=True)):
         series, color = str(key), PALETTE[i % len(PALETTE)]
         p50 = scaled(part[f"{metric}_p50"], metric)
         p95 = scaled(part[f"{metric}_p95"], metric)
         x = part["bucket"]
-        fig.add_trace(
+        traces += [
             go.Scatter(
                 x=x,
                 y=p50,
@@ -180,9 +180,7 @@ def trend_figure(frame: pd.DataFrame, metric: str, bucket: str = "day") -> go.Fi
                 showlegend=False,
                 legendgroup=series,
                 hoverinfo="skip",
-            )
-        )
-        fig.add_trace(
+            ),
             go.Scatter(
                 x=x,
                 y=p95,
@@ -194,9 +192,7 @@ def trend_figure(frame: pd.DataFrame, metric: str, bucket: str = "day") -> go.Fi
                 legendgroup=series,
                 showlegend=False,
                 hovertemplate="p95 %{y:,.1f}<extra></extra>",
-            )
-        )
-        fig.add_trace(
+            ),
             go.Scatter(
                 x=x,
                 y=p50,
@@ -207,8 +203,9 @@ def trend_figure(frame: pd.DataFrame, metric: str, bucket: str = "day") -> go.Fi
                 marker={"size": 7},
                 customdata=part["count"],
                 hovertemplate="median %{y:,.1f} (n=%{customdata})<extra>" + series + "</extra>",
-            )
-        )
+            ),
+        ]
+    fig = go.Figure(data=traces)  # one constructor: add_trace per trace costs far more
     fig.update_yaxes(title=axis_title(metric), range=_y_range(frame, metric))
     step = BUCKET_STEPS.get(bucket, BUCKET_STEPS["day"])
     if not frame.empty:
@@ -227,16 +224,31 @@ def _y_range(frame: pd.DataFrame, metric: str) -> list[float]:
     return [0.0, top * 1.15 if top > 0 else 1.0]
 
 
+def _by_series(data: pd.DataFrame, column: str) -> list[tuple[int, str, pd.DataFrame]]:
+    """(colour index, name, rows) per value of ``column``, sorted by name."""
+    return [(i, str(key), part) for i, (key, part) in enumerate(data.groupby(column, sort=True))]
+
+
+def _run_ids(part: pd.DataFrame) -> list[str]:
+    return [f"run #{run_id}" for run_id in part["run_id"]]
+
+
 def distribution_figure(frame: pd.DataFrame, metric: str) -> go.Figure:
+    """A box per series from every value; the points drawn are its outliers (hover: the run).
+    Built from plotly's graph objects in one constructor: plotly express costs ~10x more."""
     data = frame.assign(value=scaled(frame[metric], metric)).dropna(subset=["value"])
-    fig = px.box(
-        data,
-        x="series",
-        y="value",
-        color="series",
-        points="all",
-        color_discrete_sequence=PALETTE,
-        hover_data={"run_id": True, "series": False},
+    fig = go.Figure(
+        data=[
+            go.Box(
+                y=part["value"],
+                name=series,
+                boxpoints="outliers",
+                marker={"color": PALETTE[i % len(PALETTE)]},
+                text=_run_ids(part),
+                hoverinfo="y+text+name",
+            )
+            for i, series, part in _by_series(data, "series")
+        ]
     )
     fig.update_yaxes(title=axis_title(metric), rangemode="tozero")
     fig.update_xaxes(title=None, showticklabels=False)
@@ -247,14 +259,18 @@ def distribution_figure(frame: pd.DataFrame, metric: str) -> go.Figure:
 
 def output_length_figure(frame: pd.DataFrame) -> go.Figure:
     data = frame.dropna(subset=["n_out"])
-    fig = px.histogram(
-        data,
-        x="n_out",
-        color="series",
-        barmode="overlay",
-        opacity=0.7,
-        color_discrete_sequence=PALETTE,
+    fig = go.Figure(
+        data=[
+            go.Histogram(
+                x=part["n_out"],
+                name=series,
+                opacity=0.7,
+                marker={"color": PALETTE[i % len(PALETTE)]},
+            )
+            for i, series, part in _by_series(data, "series")
+        ]
     )
+    fig.update_layout(barmode="overlay")
     fig.update_xaxes(title="Tokens out")
     fig.update_yaxes(title="Answers")
     fig = _style(fig, "Output length")
@@ -265,16 +281,21 @@ def output_length_figure(frame: pd.DataFrame) -> go.Figure:
 def paired_figure(frame: pd.DataFrame, metric: str, label_a: str, label_b: str) -> go.Figure:
     label_a, label_b = escape_html(label_a), escape_html(label_b)
     data = frame.assign(value=scaled(frame[metric], metric)).dropna(subset=["value"])
-    fig = px.scatter(
-        data,
-        x="created_at",
-        y="value",
-        color="group",
-        color_discrete_sequence=PALETTE,
-        hover_data={"run_id": True, "group": False},
+    fig = go.Figure(
+        data=[
+            go.Scatter(
+                x=part["created_at"],
+                y=part["value"],
+                name=group,
+                mode="markers",
+                marker={"size": 9, "color": PALETTE[i % len(PALETTE)]},
+                text=_run_ids(part),
+                hoverinfo="x+y+text+name",
+            )
+            for i, group, part in _by_series(data, "group")
+        ]
     )
     fig.add_hline(y=0, line_dash="dot", line_color="gray")
-    fig.update_traces(marker={"size": 9})
     fig.update_yaxes(title=f"{label_a} - {label_b} ({axis_unit(metric)})")
     fig.update_xaxes(title=None)
     fig = _style(fig, f"{metric_label(metric)}: {label_a} - {label_b}, per run")
@@ -297,29 +318,35 @@ def memory_vs_input_figure(frame: pd.DataFrame) -> go.Figure:
     data = frame.dropna(subset=["n_in", "peak_memory_bytes"]).assign(
         memory_mib=lambda d: d["peak_memory_bytes"] / 2**20
     )
-    fig = px.scatter(
-        data,
-        x="n_in",
-        y="memory_mib",
-        color="series",
-        color_discrete_sequence=PALETTE,
-        hover_data={"run_id": True, "series": False},
-    )
-    for i, (_, part) in enumerate(data.groupby("series", sort=False)):
+    traces: list[go.Scatter] = []
+    for i, series, part in _by_series(data, "series"):
+        color = PALETTE[i % len(PALETTE)]
+        traces.append(
+            go.Scatter(
+                x=part["n_in"],
+                y=part["memory_mib"],
+                name=series,
+                mode="markers",
+                marker={"color": color},
+                text=_run_ids(part),
+                hoverinfo="x+y+text+name",
+            )
+        )
         if part["n_in"].nunique() < 2:
             continue
         slope, intercept = np.polyfit(part["n_in"].astype(float), part["memory_mib"], 1)
         xs = np.array([part["n_in"].min(), part["n_in"].max()], dtype=float)
-        fig.add_trace(
+        traces.append(
             go.Scatter(
                 x=xs,
                 y=slope * xs + intercept,
                 mode="lines",
                 showlegend=False,
-                line={"dash": "dash", "color": PALETTE[i % len(PALETTE)]},
+                line={"dash": "dash", "color": color},
                 hoverinfo="skip",
             )
         )
+    fig = go.Figure(data=traces)
     fig.update_xaxes(title="Tokens in (prompt)")
     fig.update_yaxes(title="Peak memory (MiB)")
     fig = _style(fig, "Peak memory against input tokens")
