@@ -13,6 +13,7 @@ from qwen_dash.store.aggregates import SqlDialect
 from qwen_dash.store.database import WRITE_OPTION, describe, make_engine
 from qwen_dash.store.filters import Conditions
 from qwen_dash.store.rollups import TrendRollups
+from qwen_dash.store.schema import Run
 
 
 class StoreBase:
@@ -37,6 +38,14 @@ class StoreBase:
 
     def close(self) -> None:
         self.engine.dispose()
+
+    def add_run(self, session: Session, run: Run) -> int:
+        """Add ``run`` in the caller's write transaction (``writing()``); returns its id."""
+        session.add(run)
+        session.flush()
+        if self.rollups is not None:
+            self.rollups.mark_run(session, run)
+        return run.id
 
     @contextmanager
     def writing(self) -> Iterator[Session]:

@@ -16,6 +16,7 @@ from qwen_dash.store.database import StoreError
 from qwen_dash.store.filters import RunFilters
 from qwen_dash.store.runs import build_run, clean_tags, utcnow
 from qwen_dash.store.schema import VOTE_WINNERS, Generation, Run, RunTag, Vote
+from qwen_dash.store.suites import SuiteQueries
 from qwen_dash.store.trends import TrendQueries
 
 PAGE_SIZE = 50
@@ -31,7 +32,7 @@ class RunPage:
     has_more: bool
 
 
-class Store(TrendQueries):
+class Store(TrendQueries, SuiteQueries):
     """The database of runs. Thread-safe; one per process is enough (the app caches one).
 
     Objects returned are detached ORM rows (``qwen_dash.store.schema``) or small frozen
@@ -40,14 +41,6 @@ class Store(TrendQueries):
     """
 
     # ---- saving ----------------------------------------------------------------------------
-
-    def add_run(self, session: Session, run: Run) -> int:
-        """Add ``run`` in the caller's write transaction (``writing()``); returns its id."""
-        session.add(run)
-        session.flush()
-        if self.rollups is not None:
-            self.rollups.mark_run(session, run)
-        return run.id
 
     def save_run(self, run: Run) -> int:
         with self.writing() as session:
