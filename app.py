@@ -21,6 +21,7 @@ navigation = st.navigation(
         st.Page("pages/history.py", title="History", icon=":material/history:", url_path="history"),
         st.Page("pages/trends.py", title="Trends", icon=":material/monitoring:", url_path="trends"),
         st.Page("pages/models.py", title="Models", icon=":material/memory:", url_path="models"),
+        st.Page("pages/suites.py", title="Suites", icon=":material/checklist:", url_path="suites"),
     ]
 )
 sidebar(pool_or_stop())

@@ -9,6 +9,7 @@ COMPARE_PAGE = "pages/compare.py"
 HISTORY_PAGE = "pages/history.py"
 TRENDS_PAGE = "pages/trends.py"
 MODELS_PAGE = "pages/models.py"
+SUITES_PAGE = "pages/suites.py"
 
 
 def ensure_entrypoint() -> None:
