@@ -115,7 +115,7 @@ def test_a_suite_runs_every_case_on_every_model_and_logs_each(
         assert run is not None and run.kind == "suite" and run.mode == "isolated"
         assert run.meta["suite_run_id"] == live.id and run.meta["case_id"] == row.case_id
         assert {g.model_key for g in run.generations} == {QWEN25, QWEN3}
-    t2 = [r for r in rows if r.case_id == "t2"][0]
+    t2 = next(r for r in rows if r.case_id == "t2")
     assert [a["type"] for a in t2.assertions] == ["not-contains", "equals"]
     assert t2.assertions[1]["weight"] == 0 and t2.assertions[1]["metric"] == "exact"
 
