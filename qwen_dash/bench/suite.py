@@ -16,6 +16,7 @@ the matrix for each filter). tests/test_pages_suites.py times the whole page in 
 
 from __future__ import annotations
 
+import functools
 import json
 import statistics
 import tempfile
@@ -63,6 +64,11 @@ def _timed(fn: Callable[[], Any]) -> float:
     return time.perf_counter() - start
 
 
+def _bare(pool: ModelPool, requests: list[CompareRequest]) -> None:
+    for request in requests:
+        pool.compare(request).wait()
+
+
 def measure_runner(source: str, cases: int, store: Store, blocks: int = 8) -> dict[str, Any]:
     """Bare and runner passes over the same cases, interleaved block by block."""
     models = tuple(default_model_keys())
@@ -80,7 +86,7 @@ def measure_runner(source: str, cases: int, store: Store, blocks: int = 8) -> di
             requests = [case_request(part, c, models, pool.specs) for c in part.cases()]
             if k == 0:
                 pool.compare(requests[0]).wait()  # warm both workers
-            bare_s += _timed(lambda requests=requests: [pool.compare(r).wait() for r in requests])
+            bare_s += _timed(functools.partial(_bare, pool, requests))
             live = runner.prepare(SuitePlan(part, text, models))
             runner_s += _timed(live.run)
             clock += live.overhead_ms
