@@ -207,9 +207,7 @@ def test_cli_json_junit_and_exit_status_agree_with_the_assertions(
     try:
         (info,) = store.list_suite_runs()
         assert info.id == summary["suite_run_id"] and info.status == "done"
-        assert {r["run_id"] for r in records} == {
-            r.run_id for r in store.suite_results(info.id)
-        }
+        assert {r["run_id"] for r in records} == {r.run_id for r in store.suite_results(info.id)}
     finally:
         store.close()
 

@@ -182,6 +182,17 @@ class Progress:
         return self.status == "running"
 
 
+@dataclass(frozen=True)
+class _Answered:
+    """A case every model has answered, waiting to be judged and saved."""
+
+    position: int
+    case: Case
+    request: CompareRequest
+    results: dict[str, GenerationResult]
+    submit_s: float
+
+
 # ---- one run -----------------------------------------------------------------------------------
 
 
@@ -196,7 +207,7 @@ class LiveSuiteRun:
     store: Store
     on_case: Callable[[CaseOutcome], None] | None = None
     outcomes: list[CaseOutcome] = field(default_factory=list)
-    overhead_ms: list[float] = field(default_factory=list)  # runner time per case, no generation
+    overhead_ms: list[float] = field(default_factory=list)  # runner work per case (its own clock)
     status: str = "running"
     error: str | None = None
     started: float = field(default_factory=time.monotonic)
@@ -249,9 +260,7 @@ class LiveSuiteRun:
     def run(self) -> None:
         """Every case in order until done or stopped; the suite run's row records the end."""
         try:
-            for position, case in enumerate(self.cases):
-                if self._stop.is_set() or not self._run_case(position, case):
-                    break
+            self._loop()
             self.status = "stopped" if self._stop.is_set() else "done"
         except KeyboardInterrupt:  # Ctrl-C on the CLI: a stop, recorded as one
             self.stop()
@@ -264,33 +273,51 @@ class LiveSuiteRun:
             self._record_end()
             self._finished.set()
 
+    def _loop(self) -> None:
+        """One case generates while the one before it is judged and saved: case i+1 is sent
+        only once case i has answered, so no two cases ever overlap (isolated timing holds),
+        and the runner's own work is hidden behind the next generation."""
+        answered: _Answered | None = None
+        for position, case in enumerate(self.cases):
+            if self._stop.is_set():
+                break
+            t0 = time.perf_counter()
+            request, comparison = self._submit(case)
+            busy = time.perf_counter() - t0
+            if answered is not None:
+                self._complete(answered)
+            results = comparison.wait()
+            with self._lock:
+                self._current = None
+            if self._stop.is_set() and any(r.status == "cancelled" for r in results.values()):
+                answered = None  # stopped in flight: dropped, never saved
+                break
+            answered = _Answered(position, case, request, results, busy)
+        if answered is not None:
+            self._complete(answered)
+
     def _record_end(self) -> None:
         try:
             self.store.finish_suite_run(self.id, self.status, self.error)
         except Exception as exc:
             self.error = (self.error or "") + f" (not recorded: {exc})"
 
-    def _run_case(self, position: int, case: Case) -> bool:
-        """Run, judge and save one case; False when Stop cancelled it (nothing is saved)."""
-        t0 = time.perf_counter()
+    def _submit(self, case: Case) -> tuple[CompareRequest, Comparison]:
         request = case_request(self.plan.suite, case, self.plan.models, self.pool.specs)
         request.meta.update(suite_run_id=self.id, suite=self.plan.suite.name, case_id=case.id)
         comparison = self.pool.compare(request, CASE_TIMEOUT_S)
         with self._lock:
             self._current = comparison
-        t1 = time.perf_counter()
-        results = comparison.wait()
-        t2 = time.perf_counter()
-        with self._lock:
-            self._current = None
-        if self._stop.is_set() and any(r.status == "cancelled" for r in results.values()):
-            return False
-        outcome = self._judge_and_save(position, case, request, results)
-        self.overhead_ms.append(((t1 - t0) + (time.perf_counter() - t2)) * 1000)
+        return request, comparison
+
+    def _complete(self, a: _Answered) -> None:
+        """Judge and save an answered case; count it done."""
+        t0 = time.perf_counter()
+        outcome = self._judge_and_save(a.position, a.case, a.request, a.results)
+        self.overhead_ms.append((a.submit_s + time.perf_counter() - t0) * 1000)
         self.outcomes.append(outcome)
         if self.on_case is not None:
             self.on_case(outcome)
-        return True
 
     def _judge_and_save(
         self,
