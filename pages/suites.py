@@ -6,6 +6,8 @@ reloading this page neither stops nor loses it. Logic in qwen_dash/views/suites.
 
 from __future__ import annotations
 
+from typing import Any
+
 import streamlit as st
 
 from pages._ui.navigation import HISTORY_PAGE, ensure_entrypoint
@@ -14,7 +16,7 @@ from pages._ui.sidebar import current_user
 from pages._ui.widgets import show_text
 from qwen_dash.quality.suites import Suite, SuiteError
 from qwen_dash.services.suite_runner import LiveSuiteRun, SuitePlan, SuiteRunError
-from qwen_dash.store import StoreError, SuiteRunInfo
+from qwen_dash.store import StoreError, SuiteResultRow, SuiteRunInfo
 from qwen_dash.views import suites as view
 from qwen_dash.views.diff import escape_markdown
 
@@ -75,7 +77,7 @@ def _start(suite: Suite, text: str, models: list[str]) -> None:
 
 def start_panel() -> None:
     with st.container(border=True, key="suite-start"):
-        left, right = st.columns([3, 2], gap="large")
+        left, right = st.columns([1, 1], gap="large")
         with left:
             loaded = _load_choice()
         if loaded is None:
@@ -85,10 +87,7 @@ def start_panel() -> None:
         with left:
             if suite.description:
                 st.text(suite.description)
-            st.caption(
-                f"{cases} cases ({len(suite.prompts)} prompt(s) x {len(suite.tests)} tests x "
-                f"{suite.repeat} repeat(s)), {suite.mode} timing"
-            )
+            st.caption(view.size_text(suite, cases))
             with st.expander("Suite file"):
                 st.code(text, language="yaml")
         with right:
@@ -155,19 +154,15 @@ def _selected_run(runs: list[SuiteRunInfo]) -> SuiteRunInfo:
     if state.get("s_run") not in ids:
         state["s_run"] = ids[0]
     by_id = {r.id: r for r in runs}
-    live_ids = {r.id for r in runner.active()}
     chosen = st.selectbox(
-        "Suite run",
-        ids,
-        key="s_run",
-        format_func=lambda i: view.run_label(by_id[i], i in live_ids or None),
+        "Suite run", ids, key="s_run", format_func=lambda i: view.run_label(by_id[i])
     )
     st.query_params["suite_run"] = str(chosen)
     state["s_run_qp"] = str(chosen)
     return by_id[chosen]
 
 
-def _case_details(rows: list, case_id: str, run_id: int | None) -> None:
+def _case_details(rows: list[SuiteResultRow], case_id: str, run_id: int | None) -> None:
     with st.container(border=True, key="suite-case"):
         st.markdown(f"**Case {escape_markdown(case_id)}**: why each model passed or failed")
         st.dataframe(view.assertion_details(rows, case_id, labels), hide_index=True)
@@ -184,7 +179,9 @@ def results_view(runs: list[SuiteRunInfo]) -> None:
     info = _selected_run(runs)
     rows = store.suite_results(info.id)
     live = runner.live(info.id)
-    if live is not None and live.status == "running":
+    running_here = live is not None and live.status == "running"
+    st.caption(view.run_state(info, running_here))
+    if running_here:
         st.caption("Still running: the results fill in as cases finish.")
     elif info.status == "running":
         st.warning(
@@ -209,9 +206,15 @@ def results_view(runs: list[SuiteRunInfo]) -> None:
         required=True,
     )
     m = view.matrix(rows, info.models, labels, which or "all")
-    st.caption("Select a cell to see its assertions and to open its run.")
+    hint = "Select a cell to see its assertions and to open its run."
+    if len(m.frame) > view.MAX_STYLED_ROWS:  # pandas' Styler doubles the page's time
+        hint += f" (Cells are coloured up to {view.MAX_STYLED_ROWS} rows: filter to see them.)"
+        data: Any = m.frame
+    else:
+        data = m.frame.style.map(view.cell_color, subset=m.model_columns)
+    st.caption(hint)
     event = st.dataframe(
-        m.frame,
+        data,
         hide_index=True,
         on_select="rerun",
         selection_mode="single-cell",

@@ -26,10 +26,11 @@ SUITE += "prompts: ['Say {{w}}.']\ntests:\n" + "".join(
     for i in range(CASES)
 )
 RUN_TIMEOUT_MS = 240_000
+BAR = '[class*="st-key-live-"] [data-testid="stProgress"]'  # a running suite's, not the sidebar's
 
 
 def progress_text(page: Any) -> str:
-    return page.locator('[data-testid="stProgress"]').first.inner_text()
+    return page.locator(BAR).first.inner_text()
 
 
 def done_count(text: str) -> int:
@@ -38,19 +39,30 @@ def done_count(text: str) -> int:
     return int(match.group(1))
 
 
+def wait_done_at_least(page: Any, n: int) -> None:
+    """Until the running suite's bar says ``n`` cases are done, or the bar is gone (it ended)."""
+    page.wait_for_function(
+        """([selector, n]) => { const el = document.querySelector(selector);
+                               const m = el && el.innerText.match(/(\\d+) of/);
+                               return !el || (m && Number(m[1]) >= n); }""",
+        arg=[BAR, n],
+        timeout=RUN_TIMEOUT_MS,
+    )
+
+
 def start_uploaded(page: Any, base_url: str, suite_file: Path) -> None:
     page.goto(base_url + "/suites")
     wait_idle(page)
-    page.get_by_role("button", name="Upload").click()
+    page.get_by_role("radio", name="Upload").click()
     wait_idle(page)
     page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(str(suite_file))
-    page.get_by_text(f"{CASES} cases (1 prompt(s)").wait_for()
+    page.get_by_text(f"{CASES} cases: {CASES} tests, 1 prompt").wait_for()
     wait_idle(page)
     page.locator(".st-key-s_run_button button").click()
 
 
 def wait_finished(page: Any) -> None:
-    bar = page.locator('[data-testid="stProgress"]').first
+    bar = page.locator(BAR).first
     bar.wait_for(state="detached", timeout=RUN_TIMEOUT_MS)
     wait_idle(page)
 
@@ -63,7 +75,7 @@ def test_a_suite_runs_on_the_server_and_its_results_and_regressions_show(
     start_uploaded(page, streamlit_server, suite_file)
 
     # The progress bar moves.
-    page.locator('[data-testid="stProgress"]').first.wait_for(timeout=RUN_TIMEOUT_MS)
+    page.locator(BAR).first.wait_for(timeout=RUN_TIMEOUT_MS)
     first = done_count(progress_text(page))
     assert page.get_by_role("button", name="Stop").count() == 1
     screenshot(page, "suites-running")
@@ -72,36 +84,34 @@ def test_a_suite_runs_on_the_server_and_its_results_and_regressions_show(
     page.goto(streamlit_server + "/history")
     wait_idle(page)
     page.goto(streamlit_server + "/suites")
-    page.locator('[data-testid="stProgress"]').first.wait_for(timeout=30_000)
+    page.locator(BAR).first.wait_for(timeout=30_000)
     assert page.get_by_text(re.compile(r"Running suite run #\d+: browser\.yaml")).count() == 1
-    page.wait_for_function(
-        """([n]) => { const el = document.querySelector('[data-testid="stProgress"]');
-                     const m = el && el.innerText.match(/(\\d+) of/);
-                     return !el || (m && Number(m[1]) > n); }""",
-        arg=[first],
-        timeout=RUN_TIMEOUT_MS,
-    )
+    wait_done_at_least(page, first + 1)
     wait_finished(page)
 
     # The matrix: every case, then only the failures (the even ones fail on both models).
     matrix = page.locator('[class*="st-key-s_matrix_"]').first
     matrix.wait_for()
-    page.get_by_role("button", name=re.compile(r"^Failures \(8\)")).wait_for()
+    page.get_by_role("radio", name=re.compile(r"^Failures \(8\)")).wait_for()
     page.get_by_text("Qwen2.5-0.5B-Instruct").first.wait_for()
     screenshot(page, "suites-results")
     screenshot(page, "suites-results-full", tall=True)
-    page.get_by_role("button", name=re.compile(r"^Failures")).click()
+    page.get_by_role("radio", name=re.compile(r"^Failures")).click()
+    page.locator('[class*="st-key-s_matrix_"][class*="_failures"]').wait_for()
     wait_idle(page)
-    assert page.locator('[class*="st-key-s_matrix_"][class*="_failures"]').count() == 1
 
     # Select a cell: its assertions and a link to its run.
-    grid = page.locator('[class*="st-key-s_matrix_"] [data-testid="stDataFrameResizable"]').first
+    grid = page.locator('[class*="st-key-s_matrix_"] [data-testid="stDataFrame"]').first
+    grid.scroll_into_view_if_needed()  # the grid draws (on a canvas) only once it is in view
+    grid.wait_for()
+    page.wait_for_timeout(500)
     box = grid.bounding_box()
     assert box is not None
     page.mouse.click(box["x"] + 30, box["y"] + 35 + 17)  # first row, "case" column
     details = page.locator(".st-key-suite-case")
     details.wait_for()
-    assert "not found" in details.inner_text() or "zzz" in details.inner_text()
+    assert "Case t0: why each model passed or failed" in details.inner_text()  # t0 fails
+    details.locator('[data-testid="stDataFrame"]').wait_for()  # its assertions, with reasons
     screenshot(page, "suites-case")
     link = details.get_by_role("link", name=re.compile(r"Open run #\d+"))
     run_id = re.search(r"#(\d+)", link.inner_text()).group(1)  # type: ignore[union-attr]
@@ -113,12 +123,7 @@ def test_a_suite_runs_on_the_server_and_its_results_and_regressions_show(
     # A second run, stopped part-way, and the two compared.
     start_uploaded(page, streamlit_server, suite_file)
     page.get_by_role("button", name="Stop").wait_for(timeout=RUN_TIMEOUT_MS)
-    page.wait_for_function(
-        """() => { const el = document.querySelector('[data-testid="stProgress"]');
-                   const m = el && el.innerText.match(/(\\d+) of/);
-                   return !el || (m && Number(m[1]) >= 3); }""",
-        timeout=RUN_TIMEOUT_MS,
-    )
+    wait_done_at_least(page, 3)
     stop = page.get_by_role("button", name="Stop")
     if stop.count():
         stop.click()

@@ -258,19 +258,22 @@ class LiveSuiteRun:
     # -- the loop --------------------------------------------------------------------------
 
     def run(self) -> None:
-        """Every case in order until done or stopped; the suite run's row records the end."""
+        """Every case in order until done or stopped. The suite run's row records the end
+        before ``status`` says it, so whoever sees the run end finds it ended in the store."""
+        final, error = "done", None
         try:
             self._loop()
-            self.status = "stopped" if self._stop.is_set() else "done"
+            final = "stopped" if self._stop.is_set() else "done"
         except KeyboardInterrupt:  # Ctrl-C on the CLI: a stop, recorded as one
             self.stop()
-            self.status = "stopped"
+            final = "stopped"
             raise
         except Exception as exc:  # the thread must record why it ended, whatever it was
-            self.status, self.error = "failed", f"{type(exc).__name__}: {exc}"
+            final, error = "failed", f"{type(exc).__name__}: {exc}"
         finally:
             self.ended = time.monotonic()
-            self._record_end()
+            self.error = self._record_end(final, error)
+            self.status = final
             self._finished.set()
 
     def _loop(self) -> None:
@@ -296,11 +299,13 @@ class LiveSuiteRun:
         if answered is not None:
             self._complete(answered)
 
-    def _record_end(self) -> None:
+    def _record_end(self, status: str, error: str | None) -> str | None:
+        """Write how the run ended; the error to report (with why it was not written)."""
         try:
-            self.store.finish_suite_run(self.id, self.status, self.error)
+            self.store.finish_suite_run(self.id, status, error)
         except Exception as exc:
-            self.error = (self.error or "") + f" (not recorded: {exc})"
+            return (error or "") + f" (the end was not recorded: {exc})"
+        return error
 
     def _submit(self, case: Case) -> tuple[CompareRequest, Comparison]:
         request = case_request(self.plan.suite, case, self.plan.models, self.pool.specs)

@@ -41,8 +41,14 @@ FILTER_LABELS = {
     "failures": "Failures",
     "different": "Different between the models",
 }
-STATUS_MARK = {"pass": "✅ pass", "fail": "❌ fail", "error": "⚠️ error"}
+STATUS_MARK = {"pass": "pass", "fail": "FAIL", "error": "ERROR"}
+# Cell colours of the matrix (light, so the text stays readable in either theme).
+STATUS_COLORS = {"pass": "#d9f2e3", "fail": "#fbdcdc", "error": "#fdf0c8"}
 HISTORY_URL = "/history?run={run_id}"
+# Per model in the pass-rate chart, so that two models with the same rates stay visible.
+DASHES = ("solid", "dash", "dot", "dashdot")
+MARKERS = ("circle", "diamond", "square", "triangle-up")
+MAX_STYLED_ROWS = 300  # the matrix's cells are coloured up to this many rows
 SHOWN_CHANGES = (PASSED_TO_FAILED, FAILED_TO_PASSED, NEW, GONE)
 
 
@@ -84,6 +90,19 @@ def default_models(suite: Suite, available: Sequence[str]) -> list[str]:
 # ---- labels --------------------------------------------------------------------------------------
 
 
+def _n(count: int, word: str) -> str:
+    return f"{count} {word}" + ("" if count == 1 else "s")
+
+
+def size_text(suite: Suite, cases: int) -> str:
+    """ "22 cases: 11 tests, 2 prompts, run 3 times each; isolated timing"."""
+    times = "once" if suite.repeat == 1 else f"{suite.repeat} times each"
+    return (
+        f"{_n(cases, 'case')}: {_n(len(suite.tests), 'test')}, "
+        f"{_n(len(suite.prompts), 'prompt')}, run {times}; {suite.mode} timing"
+    )
+
+
 def duration(seconds: float | None) -> str:
     if seconds is None:
         return "…"
@@ -101,14 +120,30 @@ def progress_text(p: Progress) -> str:
     return f"{text} · {p.status}"
 
 
-def run_label(info: SuiteRunInfo, live: bool | None = None) -> str:
-    """How a suite run is named in pickers: "#12 · arithmetic.yaml · 2025-12-02 14:03 UTC · done
-    · 11/11". ``live`` False marks a run left "running" by a process that is gone."""
+def run_label(info: SuiteRunInfo) -> str:
+    """How a suite run is named in pickers: "#12 · arithmetic.yaml · 2025-12-02 14:03 UTC".
+    Nothing in it changes while the run runs (a picker keeps the label it was first given)."""
+    return f"#{info.id} · {info.suite} · {info.created_at.strftime('%Y-%m-%d %H:%M UTC')}"
+
+
+def run_state(info: SuiteRunInfo, live: bool) -> str:
+    """ "done · 11 of 11 cases · 2 models"; a run left "running" by a process that is gone (or
+    run by the CLI) says so."""
     status = info.status
-    if status == "running" and live is False:
-        status = "not running here"
-    when = info.created_at.strftime("%Y-%m-%d %H:%M UTC")
-    return f"#{info.id} · {info.suite} · {when} · {status} · {info.done_cases}/{info.total_cases}"
+    if status == "running" and not live:
+        status = "not running in this server"
+    return (
+        f"{status} · {info.done_cases} of {_n(info.total_cases, 'case')} · "
+        f"{_n(len(info.models), 'model')}, {info.source} weights, {info.mode} timing"
+    )
+
+
+def cell_color(text: str) -> str:
+    """CSS for a matrix cell from its text ("FAIL · 0.00")."""
+    for status, mark in STATUS_MARK.items():
+        if text.startswith(mark):
+            return f"background-color: {STATUS_COLORS[status]}; color: #1f1f1f"
+    return ""
 
 
 # ---- from stored rows ----------------------------------------------------------------------------
@@ -332,7 +367,8 @@ def pass_rate_figure(frame: pd.DataFrame, suite: str) -> go.Figure:
                 y=rate,
                 mode="lines+markers",
                 name=str(model),
-                line={"color": color},
+                line={"color": color, "dash": DASHES[i % len(DASHES)], "width": 2.5},
+                marker={"symbol": MARKERS[i % len(MARKERS)], "size": 9},
                 error_y={
                     "type": "data",
                     "symmetric": False,
