@@ -28,6 +28,7 @@ navigation = st.navigation(
             icon=":material/leaderboard:",
             url_path="leaderboard",
         ),
+        st.Page("pages/suites.py", title="Suites", icon=":material/checklist:", url_path="suites"),
     ]
 )
 run_guarded(lambda: sidebar(pool_or_stop()))

@@ -1,4 +1,4 @@
-"""The command line: ``python -m qwen_dash compare|export|votes|leaderboard|bench ...``."""
+"""The command line: ``python -m qwen_dash compare|suite|export|votes|leaderboard|bench ...``."""
 
 from __future__ import annotations
 
@@ -8,7 +8,10 @@ import json
 import shutil
 import sys
 import textwrap
+import xml.etree.ElementTree as ET
+from collections.abc import Callable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, Literal, TextIO
 
 from sqlalchemy.exc import SQLAlchemyError
@@ -24,6 +27,7 @@ from qwen_dash.core.request import (
 from qwen_dash.core.specs import SpecError, default_model_keys, load_specs
 from qwen_dash.core.speed import PROTOCOLS
 from qwen_dash.quality.battles import Battle, BattleFormatError, dump_battles, parse_battles
+from qwen_dash.quality.suites import SuiteError, load_suite
 from qwen_dash.store import (
     EXPORT_FORMATS,
     RunFilters,
@@ -62,6 +66,19 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--json", action="store_true", help="one JSON object per model")
     c.add_argument("--no-log", action="store_true", help="do not log the run to the database")
 
+    su = sub.add_parser("suite", help="prompt suites: many prompts, assertions, pass rates")
+    susub = su.add_subparsers(dest="suite_command", required=True)
+    r = susub.add_parser(
+        "run",
+        help="run a suite file on every model; exit 0 all passed, 1 some failed, 2 invalid",
+    )
+    r.add_argument("file", help="suite YAML (promptfoo's shape; see suites/)")
+    r.add_argument("--models", help="comma-separated model keys (default: the suite's models)")
+    _source_arg(r)
+    r.add_argument("--repeat", type=int, default=None, help="run each case N times")
+    r.add_argument("--json", action="store_true", help="JSON Lines: each case x model, summary")
+    r.add_argument("--junit", metavar="FILE", help="write JUnit XML here (one testcase each)")
+
     b = sub.add_parser("bench", help="benchmarks that print figures")
     bsub = b.add_subparsers(dest="bench", required=True)
     o = bsub.add_parser("overhead", help="engine decode tok/s against bare generate")
@@ -91,6 +108,11 @@ def _parser() -> argparse.ArgumentParser:
     sp.add_argument("--no-log", action="store_true", help="do not log the cases to the database")
     bsub.add_parser("store", help="database speed on N synthetic runs", add_help=False)
     bsub.add_parser("pages", help="each page's time in Chromium on N runs", add_help=False)
+    bs = bsub.add_parser("suite", help="suite runner overhead per case; results page build time")
+    _source_arg(bs)
+    bs.add_argument("--cases", type=int, default=200)
+    bs.add_argument("--page-cases", type=int, default=500)
+    bs.add_argument("--json", action="store_true")
     e = sub.add_parser("export", help="write logged runs as CSV or JSON Lines")
     e.add_argument("--format", choices=EXPORT_FORMATS, default="jsonl")
     e.add_argument("--output", "-o", default="-", help="file to write (default: stdout)")
@@ -358,6 +380,76 @@ def cmd_bench_speed(args: argparse.Namespace) -> int:
     )
 
 
+def cmd_suite_run(args: argparse.Namespace) -> int:
+    from qwen_dash.engine import ModelPool
+    from qwen_dash.services import suite_report
+    from qwen_dash.services.suite_runner import (
+        SuitePlan,
+        SuiteRunError,
+        SuiteRunner,
+        choose_models,
+        with_repeat,
+    )
+
+    path = Path(args.file)
+    specs = load_specs()
+    try:
+        suite = load_suite(path, allow_python=True, known_models=list(specs))
+        suite = with_repeat(suite, args.repeat)
+        requested = _keys(args.models) if args.models else None
+        models = choose_models(suite, requested, list(specs))
+        plan = SuitePlan(suite, path.read_text(encoding="utf-8"), models)
+        store = open_store()
+        pool = ModelPool(list(models), source=args.source)
+        live = SuiteRunner(pool, store).prepare(plan, _case_printer(args.json))
+    except (SuiteError, SuiteRunError, StoreError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return suite_report.EXIT_INVALID
+    if not args.json:
+        print(
+            f"Running {suite.name}: {live.total} cases on {', '.join(models)} "
+            f"(source {args.source})...",
+            file=sys.stderr,
+        )
+    try:
+        with pool:
+            live.run()
+    except KeyboardInterrupt:
+        print("stopped: what finished is logged", file=sys.stderr)
+    return _suite_report(live, args)
+
+
+def _case_printer(as_json: bool) -> Callable[[Any], None]:
+    from qwen_dash.services import suite_report
+
+    def show(outcome: Any) -> None:
+        if as_json:
+            for record in suite_report.case_records(outcome):
+                print(json.dumps(record, ensure_ascii=False), flush=True)
+        else:
+            for line in suite_report.text_lines(outcome):
+                print(line, flush=True)
+
+    return show
+
+
+def _suite_report(live: Any, args: argparse.Namespace) -> int:
+    from qwen_dash.services import suite_report
+
+    if args.json:
+        print(json.dumps(suite_report.summary_record(live), ensure_ascii=False), flush=True)
+    else:
+        for line in suite_report.summary_lines(live):
+            print(line)
+    if args.junit:
+        tree = suite_report.junit_xml(live)
+        ET.indent(tree)
+        tree.write(args.junit, encoding="utf-8", xml_declaration=True)
+    if live.error:
+        print(f"error: {live.error}", file=sys.stderr)
+    return suite_report.exit_status(live)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     # Sub-commands owned by other modules take their own arguments.
@@ -384,6 +476,12 @@ def main(argv: list[str] | None = None) -> int:
 
             run_arena_bench(args.battles, args.models, args.rounds, args.runs, args.json)
             return 0
+        if args.command == "suite":
+            return cmd_suite_run(args)
+        if args.bench == "suite":
+            from qwen_dash.bench.suite import run_suite_bench
+
+            return run_suite_bench(args.source, args.cases, args.page_cases, args.json)
         from qwen_dash.bench import engine
 
         if args.bench == "speed":

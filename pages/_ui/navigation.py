@@ -10,6 +10,7 @@ HISTORY_PAGE = "pages/history.py"
 TRENDS_PAGE = "pages/trends.py"
 MODELS_PAGE = "pages/models.py"
 LEADERBOARD_PAGE = "pages/leaderboard.py"
+SUITES_PAGE = "pages/suites.py"
 
 
 def ensure_entrypoint() -> None:

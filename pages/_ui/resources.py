@@ -12,10 +12,17 @@ import streamlit as st
 from pages._ui.text import literal
 from qwen_dash.core.specs import SpecError
 from qwen_dash.engine import ModelPool
+from qwen_dash.services.suite_runner import SuiteRunner
 from qwen_dash.store import Store, StoreError, open_store
 from qwen_dash.store.outbox import Outbox, StoreOpener
 
 POOLS: list[ModelPool] = []  # every pool this process started, for shutdown_pools()
+RUNNERS: list[SuiteRunner] = []  # every suite runner made, so that shutdown stops their runs
+
+
+def _suite_runners() -> list[SuiteRunner]:
+    out, RUNNERS[:] = list(RUNNERS), []
+    return out
 
 
 @st.cache_resource(show_spinner="Starting the model workers…")
@@ -30,6 +37,9 @@ def _pool(source: str, models_file: str, compare: str) -> ModelPool:
 def shutdown_pools() -> None:
     """Stop the workers of every pool this process started (tests; the server's exit does it
     anyway, as workers leave when their stdin closes)."""
+    for runner in _suite_runners():
+        runner.stop_all()
+    _suite_runner.clear()
     _pool.clear()
     while POOLS:
         POOLS.pop().shutdown()
@@ -69,6 +79,25 @@ def get_store() -> Store:
 
 def get_outbox() -> Outbox:
     return _outbox(_url())
+
+
+@st.cache_resource(show_spinner=False)
+def _suite_runner(source: str, models_file: str, compare: str, url: str) -> SuiteRunner:
+    """One registry of suite runs per server (per pool and database): a run lives here, on a
+    thread of the server, not in a browser tab."""
+    runner = SuiteRunner(get_pool(), get_store())
+    RUNNERS.append(runner)
+    return runner
+
+
+def get_suite_runner() -> SuiteRunner:
+    env = os.environ
+    return _suite_runner(
+        env.get("QWEN_DASH_SOURCE", ""),
+        env.get("QWEN_DASH_MODELS", ""),
+        env.get("QWEN_DASH_COMPARE", ""),
+        env.get("QWEN_DASH_DB_URL", ""),
+    )
 
 
 def _stop(message: str) -> NoReturn:

@@ -17,3 +17,10 @@ def cache_root() -> Path:
     """Twins and worker logs live here: ``$QWEN_DASH_CACHE``, else ~/.cache/qwen-dash."""
     env = os.environ.get("QWEN_DASH_CACHE")
     return Path(env).expanduser() if env else Path.home() / ".cache" / "qwen-dash"
+
+
+def suites_dir() -> Path:
+    """The server's own suites (trusted: ``python`` assertions allowed): ``$QWEN_DASH_SUITES``,
+    else the repository's ``suites/`` folder."""
+    env = os.environ.get("QWEN_DASH_SUITES")
+    return Path(env).expanduser() if env else Path(__file__).resolve().parents[2] / "suites"

@@ -26,6 +26,13 @@ from qwen_dash.store.export import run_to_dict
 from qwen_dash.store.filters import RunFilters
 from qwen_dash.store.repository import PAGE_SIZE, RunPage, Store
 from qwen_dash.store.runs import build_run
+from qwen_dash.store.suites import (
+    SuiteCaseRef,
+    SuitePassPoint,
+    SuiteResultRow,
+    SuiteRunInfo,
+    SuiteVerdict,
+)
 from qwen_dash.store.trends import TREND_KEYS, PairedDifference
 from qwen_dash.store.votes import (
     BATTLE_COLUMNS,
@@ -51,6 +58,11 @@ __all__ = [
     "RunPage",
     "Store",
     "StoreError",
+    "SuiteCaseRef",
+    "SuitePassPoint",
+    "SuiteResultRow",
+    "SuiteRunInfo",
+    "SuiteVerdict",
     "TrendRow",
     "VoteCounts",
     "VoteFilters",

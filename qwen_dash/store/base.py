@@ -26,6 +26,7 @@ from qwen_dash.store.database import (
 )
 from qwen_dash.store.filters import Conditions
 from qwen_dash.store.rollups import TrendRollups
+from qwen_dash.store.schema import Run
 
 FileId = tuple[int, int]  # (device, inode)
 
@@ -115,6 +116,14 @@ class StoreBase:
         self._wal = None
 
     # ---- sessions --------------------------------------------------------------------------
+
+    def add_run(self, session: Session, run: Run) -> int:
+        """Add ``run`` in the caller's write transaction (``writing()``); returns its id."""
+        session.add(run)
+        session.flush()
+        if self.rollups is not None:
+            self.rollups.mark_run(session, run)
+        return run.id
 
     @contextmanager
     def writing(self) -> Iterator[Session]:

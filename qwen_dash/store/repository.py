@@ -16,6 +16,7 @@ from qwen_dash.store.database import StoreError
 from qwen_dash.store.filters import RunFilters
 from qwen_dash.store.runs import build_run, clean_tags
 from qwen_dash.store.schema import Generation, Run, RunTag
+from qwen_dash.store.suites import SuiteQueries
 from qwen_dash.store.trends import TrendQueries
 from qwen_dash.store.votes import VoteQueries
 
@@ -32,7 +33,7 @@ class RunPage:
     has_more: bool
 
 
-class Store(TrendQueries, VoteQueries):
+class Store(TrendQueries, VoteQueries, SuiteQueries):
     """The database of runs. Thread-safe; one per process is enough (the app caches one).
 
     Objects returned are detached ORM rows (``qwen_dash.store.schema``) or small frozen
@@ -41,14 +42,6 @@ class Store(TrendQueries, VoteQueries):
     """
 
     # ---- saving ----------------------------------------------------------------------------
-
-    def add_run(self, session: Session, run: Run) -> int:
-        """Add ``run`` in the caller's write transaction (``writing()``); returns its id."""
-        session.add(run)
-        session.flush()
-        if self.rollups is not None:
-            self.rollups.mark_run(session, run)
-        return run.id
 
     def save_run(self, run: Run) -> int:
         with self.writing() as session:

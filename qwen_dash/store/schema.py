@@ -46,6 +46,10 @@ RUN_KINDS = ("ui", "cli", "suite", "benchmark")
 BUCKET_KINDS = ("hour", "day")
 # trend_rollups.thinking / .kind value for "all runs" (the rollup over both / every kind).
 ROLLUP_ANY = "*"
+# A suite run: running until its thread ends it (done), Stop ends it (stopped), or it fails.
+SUITE_RUN_STATUSES = ("running", "done", "stopped", "failed")
+# One case's verdict for one model (qwen_dash.quality.assertions STATUS_*).
+SUITE_CASE_STATUSES = ("pass", "fail", "error")
 
 # Dialect-specific search structures made by migration 0002; autogenerate ignores them.
 SEARCH_OBJECTS = frozenset({"runs_fts", "ix_runs_search_trgm"})
@@ -357,6 +361,72 @@ class TrendRollup(Base):
     peak_memory_bytes_p50: Mapped[float | None]
     peak_memory_bytes_p95: Mapped[float | None]
     peak_memory_bytes_mean: Mapped[float | None]
+
+
+class SuiteRun(Base):
+    """One run of a prompt suite: which suite (its name and its whole text, as it was), on which
+    models, and how far it got. Each case's answers are runs of kind ``suite``; the verdicts are
+    ``suite_results`` rows, which link the two."""
+
+    __tablename__ = "suite_runs"
+    __table_args__ = (
+        CheckConstraint(f"status IN {SUITE_RUN_STATUSES!r}", name="status"),
+        Index("ix_suite_runs_suite_created_at", "suite", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(index=True)
+    finished_at: Mapped[datetime | None]
+    suite: Mapped[str] = mapped_column(String(255))  # the suite's name: its file name
+    description: Mapped[str | None] = mapped_column(Text)
+    suite_text: Mapped[str] = mapped_column(Text, deferred=True)  # the YAML, as it ran
+    suite_sha256: Mapped[str] = mapped_column(String(64))
+    models: Mapped[list[Any]]
+    source: Mapped[str] = mapped_column(String(16))  # the weights source asked for
+    mode: Mapped[str] = mapped_column(String(16))
+    repeat: Mapped[int] = mapped_column(default=1)
+    total_cases: Mapped[int] = mapped_column(default=0)
+    done_cases: Mapped[int] = mapped_column(default=0)
+    status: Mapped[str] = mapped_column(String(16), default="running")
+    user: Mapped[str | None] = mapped_column(String(128))
+    error: Mapped[str | None] = mapped_column(Text)
+
+    results: Mapped[list[SuiteResult]] = relationship(
+        back_populates="suite_run",
+        cascade="all, delete-orphan",
+        passive_deletes=True,
+        order_by="SuiteResult.position",
+    )
+
+
+class SuiteResult(Base):
+    """One case's verdict for one model in a suite run, and the run that holds the answer
+    (``run_id``; null once that run is deleted: the verdict stays)."""
+
+    __tablename__ = "suite_results"
+    __table_args__ = (
+        CheckConstraint(f"status IN {SUITE_CASE_STATUSES!r}", name="status"),
+        Index("ix_suite_results_suite_run_id_position", "suite_run_id", "position"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    suite_run_id: Mapped[int] = mapped_column(ForeignKey("suite_runs.id", ondelete="CASCADE"))
+    run_id: Mapped[int | None] = mapped_column(
+        ForeignKey("runs.id", ondelete="SET NULL"), index=True
+    )
+    position: Mapped[int] = mapped_column(default=0)  # the case's place in the suite
+    case_id: Mapped[str] = mapped_column(String(64))
+    case_name: Mapped[str] = mapped_column(Text)
+    repeat_index: Mapped[int] = mapped_column(default=0)
+    model_key: Mapped[str] = mapped_column(String(128))
+    status: Mapped[str] = mapped_column(String(8))
+    passed: Mapped[bool] = mapped_column(Boolean)
+    score: Mapped[float]
+    e2e_ms: Mapped[float | None]  # the answer's latency, copied for the summary's median
+    assertions: Mapped[list[Any]]  # [{type, passed, score, reason, metric, weight}, ...]
+    error: Mapped[str | None] = mapped_column(Text)
+
+    suite_run: Mapped[SuiteRun] = relationship(back_populates="results")
 
 
 ROLLUP_STATS = tuple(f"{m}_{s}" for m in TREND_METRICS for s in ("p50", "p95", "mean"))
