@@ -141,7 +141,8 @@ def test_local_and_remote_side_by_side_in_one_comparison(
     assert local.rss_peak_bytes and remote.rss_peak_bytes is None
     # The same tiny weights and greedy decoding on both sides: the same answer.
     assert local.text == remote.text and local.n_out == remote.n_out == 8
-    assert local.n_in == remote.n_in
+    # n_in is each side's own count: the server renders the chat template its own way.
+    assert remote.n_in > 0
     store = open_store(f"sqlite:///{tmp_path / 'side.sqlite3'}")
     run = store.get_run(store.save_comparison(request, results))
     assert run is not None

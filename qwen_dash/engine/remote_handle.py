@@ -345,11 +345,18 @@ class RemoteHandle:
         return message
 
     def _listed_models(self) -> list[str] | None:
-        try:
-            got = self.client().get(f"{self.base_url}/models", timeout=PROBE_TIMEOUT_S)
-            data = got.json().get("data", []) if got.status_code == 200 else None
-        except (httpx.HTTPError, ValueError):
-            return None
+        """The models ``/v1/models`` lists; None if it cannot say. Asked twice: a server that
+        just failed may have reset the pooled connection this request reuses."""
+        data: Any = None
+        for _ in range(2):
+            try:
+                got = self.client().get(f"{self.base_url}/models", timeout=PROBE_TIMEOUT_S)
+                data = got.json().get("data", []) if got.status_code == 200 else None
+                break
+            except httpx.TransportError:
+                continue
+            except (httpx.HTTPError, ValueError):
+                return None
         if not isinstance(data, list):
             return None
         return [str(m.get("id")) for m in data if isinstance(m, dict)]
@@ -414,17 +421,17 @@ class RemoteHandle:
     ) -> None:
         result.text = state.answer.strip("\n")
         result.reasoning = state.reasoning.strip("\n") or None
-        n_in, n_out, n_think, counted_by = self._counts(state)
-        result.__dict__.update(
-            chunk_timing_metrics(
-                call_ns, state.chunk_ns, n_in, n_out, n_think, state.first_answer_ns
-            )
-        )
-        result.token_times_ms = [round((t - call_ns) / 1e6, 3) for t in state.chunk_ns]
         env = result.environment
-        env["token_counts"] = counted_by
-        env["timing"] = "client: one stamp per streamed chunk"
-        env["chunks"] = len(state.chunk_ns)
+        if state.chunk_ns or state.usage:  # nothing streamed: every figure stays null
+            n_in, n_out, n_think, counted_by = self._counts(state)
+            first_answer = state.first_answer_ns
+            result.__dict__.update(
+                chunk_timing_metrics(call_ns, state.chunk_ns, n_in, n_out, n_think, first_answer)
+            )
+            result.token_times_ms = [round((t - call_ns) / 1e6, 3) for t in state.chunk_ns]
+            env["token_counts"] = counted_by
+            env["timing"] = "client: one stamp per streamed chunk"
+            env["chunks"] = len(state.chunk_ns)
         if state.server_model:
             env["server_model"] = state.server_model
         if state.system_fingerprint:
