@@ -43,21 +43,31 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _save_tiny(key: str, folder: Path, chain: list[str] | None = None) -> None:
-    import torch
-
+def _save_tiny(key: str, folder: Path, chain: list[str] | list[int] | None = None) -> None:
     from qwen_dash.worker.sources import build_random
 
     spec = load_specs()[key]
     model, tokenizer = build_random(spec, tiny=True)
     if chain is not None:
-        model = _bigram(model, tokenizer, chain)
+        ids = [t if isinstance(t, int) else tokenizer.convert_tokens_to_ids(t) for t in chain]
+        ids[0] = 10  # "\n" is byte 10 in the byte tokenizer
+        model = _bigram(model, ids)
     model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
-    del torch
 
 
-def _bigram(model: object, tokenizer: object, chain: list[str]) -> object:
+# A tiny Qwen2.5 that never stops: after the prompt, 40 pseudo-words in a loop, one token and one
+# streamed chunk each (the benchmark's model: the random tiny model mostly repeats newlines, which
+# a server sends as one chunk).
+LOOP_CHAIN: list[int] = [10, *range(1000, 1040), 1000]
+
+
+def save_looper(folder: Path) -> Path:
+    _save_tiny(LOCAL25, folder, LOOP_CHAIN)
+    return folder
+
+
+def _bigram(model: object, ids: list[int]) -> object:
     """Silence every layer and write ``chain`` as a bigram table into the embedding and an
     untied output head: after chain[i] the greedy next token is chain[i + 1]."""
     import torch
@@ -73,11 +83,9 @@ def _bigram(model: object, tokenizer: object, chain: list[str]) -> object:
         for layer in m.model.layers:  # type: ignore[attr-defined]
             layer.self_attn.o_proj.weight.zero_()
             layer.mlp.down_proj.weight.zero_()
-        ids = [tokenizer.convert_tokens_to_ids(t) for t in chain]  # type: ignore[attr-defined]
-        ids[0] = 10  # "\n" is byte 10 in the byte tokenizer
         for i, (prev, nxt) in enumerate(itertools.pairwise(ids)):
             basis = torch.zeros(hidden)
-            basis[i] = 1.0
+            basis[i % hidden] = 1.0
             embed[prev] = basis
             head.weight[nxt] += 10.0 * basis
     m.set_output_embeddings(head)  # type: ignore[attr-defined]

@@ -240,7 +240,7 @@ def test_three_concurrent_comparisons_all_complete_and_are_logged(
     store = open_store(f"sqlite:///{tmp_path / 'many.sqlite3'}")
     requests = [CompareRequest.from_prompt(f"Prompt {i}", {REMOTE25: greedy(24)}) for i in range(3)]
     comparisons = [remote_pool.compare(r) for r in requests]
-    saved: list[str] = []
+    saved: list[int] = []
     lock = threading.Lock()
     for request, comparison in zip(requests, comparisons, strict=True):
 
@@ -275,3 +275,22 @@ def test_remote_specs_parse_and_count_tokens_like_the_worker(tmp_path: Path) -> 
 
     text = "Hello, world! <think>hm</think> 12345 ünïcödé"
     assert count_tokens("qwen3", text) == len(backend("qwen3").encode(text).ids)
+
+
+def test_models_page_shows_what_is_known_of_a_remote_model(
+    remote_pool: ModelPool, openai_server: Server
+) -> None:
+    from qwen_dash.views import charts
+    from qwen_dash.views.display import source_label
+    from qwen_dash.views.models import comparison_table
+
+    specs = {k: remote_pool.specs[k] for k in (REMOTE25, LOCAL25)}
+    infos = {k: s.info for k, s in remote_pool.status().items()}
+    table = comparison_table(specs, infos, charts.generations_frame([], {}))
+    server = table.xs("This server", level="section")
+    remote = server[remote_pool.specs[REMOTE25].label]
+    assert remote["Backend"] == f"OpenAI-compatible server at {openai_server.base_url}"
+    assert remote["Served as"] == str(openai_server.folders["qwen2.5"])
+    assert remote["Server version"] == "not reported by the server"  # transformers serve
+    assert remote["Weights"] == source_label("remote") == "remote: OpenAI-compatible server"
+    assert server[remote_pool.specs[LOCAL25].label]["Backend"] == "local worker process"
