@@ -2,8 +2,8 @@
 qwen-dash against the bare ``openai`` client, and many comparisons at once.
 
 1. Client overhead: the same prompt and seeded sampling, rounds interleaved (qwen-dash, bare
-   client, order alternating); decode tok/s = (completion tokens - 1) / (last chunk - first chunk) on both
-   sides; the figure is the median of the per-round ratios (target >= 0.97).
+   client, order alternating); decode tok/s = (completion tokens - 1) / (last chunk - first
+   chunk) on both sides; the figure is the median of the per-round ratios (target >= 0.97).
 2. Concurrency: one comparison alone, then N at once; every run logged to a scratch SQLite
    store (none lost); aggregate tok/s = all completion tokens / wall time.
 """
