@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import itertools
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -195,4 +194,3 @@ def doomed_server(tiny_model_dirs: dict[str, Path], tmp_path: Path) -> Iterator[
     server = _launch(tmp_path, tiny_model_dirs)
     yield server
     server.kill()
-    shutil.rmtree(tmp_path / "unused", ignore_errors=True)
