@@ -113,12 +113,15 @@ def _parser() -> argparse.ArgumentParser:
     bs.add_argument("--cases", type=int, default=200)
     bs.add_argument("--page-cases", type=int, default=500)
     bs.add_argument("--json", action="store_true")
+    bsub.add_parser(
+        "remote", help="a remote server: client overhead, concurrent comparisons", add_help=False
+    )
     e = sub.add_parser("export", help="write logged runs as CSV or JSON Lines")
     e.add_argument("--format", choices=EXPORT_FORMATS, default="jsonl")
     e.add_argument("--output", "-o", default="-", help="file to write (default: stdout)")
     e.add_argument("--text", help="runs whose prompt or outputs contain this text")
     e.add_argument("--model", action="append", default=[], help="model key (repeatable)")
-    e.add_argument("--source", action="append", default=[], choices=SOURCES[1:])
+    e.add_argument("--source", action="append", default=[], choices=[*SOURCES[1:], "remote"])
     e.add_argument("--since", help="ISO date or time, inclusive (UTC unless it says)")
     e.add_argument("--until", help="ISO date or time, exclusive")
     e.add_argument("--tag")
@@ -461,6 +464,10 @@ def main(argv: list[str] | None = None) -> int:
         from qwen_dash.bench.pages import main as bench_pages_main
 
         return bench_pages_main(argv[2:]) or 0
+    if argv[:2] == ["bench", "remote"]:
+        from qwen_dash.bench.remote import main as bench_remote_main
+
+        return bench_remote_main(argv[2:])
     args = _parser().parse_args(argv)
     try:
         if args.command == "compare":

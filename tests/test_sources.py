@@ -17,7 +17,7 @@ from qwen_dash.worker.generation import Generator, Job, prompt_ids
 from qwen_dash.worker.qwen_tokenizer import (
     build_qwen_tokenizer,
     chat_template,
-    tokenizer_fingerprint,
+    fingerprint,
 )
 from qwen_dash.worker.sources import (
     SourceError,
@@ -150,7 +150,7 @@ def test_twins_and_tiny_models_tokenize_with_qwens_real_tokenizer() -> None:
 def test_twin_folder_names_its_tokenizer_build() -> None:
     """A twin cached with another tokenizer (earlier versions' byte tokenizer) is not reused."""
     spec = SPECS[QWEN25]
-    assert twin_dir(spec).name.endswith("-tok" + tokenizer_fingerprint("qwen2.5")[:8])
+    assert twin_dir(spec).name.endswith("-tok" + fingerprint("qwen2.5")[:8])
 
 
 @pytest.fixture(scope="module")

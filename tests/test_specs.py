@@ -85,3 +85,27 @@ def test_invalid_toml_names_the_file(tmp_path: Path) -> None:
     bad.write_text("[models.x\n")
     with pytest.raises(SpecError, match=r"broken\.toml: not valid TOML"):
         parse_spec_file(bad)
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ('backend = "openai"', "field 'models.r.base_url' is required when backend is openai"),
+        ('backend = "grpc"', "field 'models.r.backend' must be one of local, openai"),
+        ('base_url = "http://h:1/v1"', "field 'models.r.base_url' needs backend = \"openai\""),
+        (
+            'backend = "openai"\nbase_url = "http://user:pw@h:1/v1"',
+            "field 'models.r.base_url' must be an http(s) URL without credentials",
+        ),
+        (
+            'backend = "openai"\nbase_url = "http://h:1/v1"\napi_key_env = "sk-abc def"',
+            "field 'models.r.api_key_env' must name an environment variable",
+        ),
+    ],
+)
+def test_malformed_remote_specs_name_the_field(tmp_path: Path, body: str, message: str) -> None:
+    path = tmp_path / "models.toml"
+    path.write_text(f'[models."r"]\nhf_id = "Qwen/Qwen3-0.6B"\ncontext_window = 32768\n{body}\n')
+    with pytest.raises(SpecError, match=message.replace("(", r"\(").replace(")", r"\)")) as err:
+        parse_spec_file(path)
+    assert str(path) in str(err.value)

@@ -351,3 +351,37 @@ def split_thinking(ids: list[int], think_end_id: int) -> int | None:
         if ids[i] == think_end_id:
             return i + 1
     return None
+
+
+def chunk_timing_metrics(
+    call_ns: int,
+    chunk_ns: list[int],
+    n_in: int | None,
+    n_out: int | None,
+    n_think: int | None = None,
+    first_answer_ns: int | None = None,
+) -> dict[str, float | int | None]:
+    """The same metrics, measured on a client from streamed chunks (a remote server).
+
+    A chunk may carry several tokens, so the clock has one stamp per chunk, not per token:
+    ``ttft_ms`` is the first chunk with text, ``e2e_ms`` the last, ITL percentiles are the gaps
+    between chunks. Counts come from the server's usage (or a tokenizer): ``decode_tps`` is
+    ``(n_out - 1) / (last chunk - first chunk)``, ``gen_tps`` and ``total_tps`` as for local models.
+    ``ttfa_ms`` is the first chunk with answer text. A figure that needs an unknown count is None.
+    """
+    out = timing_metrics(call_ns, chunk_ns, n_in or 0)
+    out.update(n_in=n_in, n_out=n_out, gen_tps=None, total_tps=None, decode_tps=None)
+    out["n_think"] = n_think
+    out["n_answer"] = None if n_think is None or n_out is None else max(0, n_out - n_think)
+    out["ttfa_ms"] = None if first_answer_ns is None else _ms(first_answer_ns - call_ns)
+    if not chunk_ns or n_out is None:
+        return out
+    e2e_ns = chunk_ns[-1] - call_ns
+    if e2e_ns > 0:
+        out["gen_tps"] = n_out / (e2e_ns / 1e9)
+        if n_in is not None:
+            out["total_tps"] = (n_in + n_out) / (e2e_ns / 1e9)
+    span_ns = chunk_ns[-1] - chunk_ns[0]
+    if n_out > 1 and span_ns > 0:
+        out["decode_tps"] = (n_out - 1) / (span_ns / 1e9)
+    return out

@@ -14,11 +14,13 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 BUILTIN_SPECS = PACKAGE_DIR / "models.toml"
 DEFAULT_MODELS = ("qwen2.5-0.5b-instruct", "qwen3-0.6b")
 MAX_SIDE_BY_SIDE = 4
+BACKENDS = ("local", "openai")  # local: a worker process; openai: an OpenAI-compatible server
 
 
 class SpecError(ValueError):
@@ -75,6 +77,17 @@ class ModelSpec:
     # Whether the published checkpoint stores the (tied) output head as a tensor of its own:
     # what a twin's storage, computed from its parameter count, must add.
     checkpoint_stores_tied_head: bool = False
+    # Where the model runs: "local" (a worker process) or "openai" (an OpenAI-compatible server
+    # at ``base_url``, which knows the model as ``served_model``; the API key, if any, is read
+    # from the environment variable named by ``api_key_env``, never from a file).
+    backend: str = "local"
+    base_url: str | None = None
+    served_model: str | None = None
+    api_key_env: str | None = None
+
+    @property
+    def remote(self) -> bool:
+        return self.backend == "openai"
 
     @property
     def tokenizer_family(self) -> str:
@@ -122,6 +135,10 @@ _FIELD_TYPES: dict[str, tuple[type, ...]] = {
     "think_tokens": (list,),
     "tokenizer": (str,),
     "checkpoint_stores_tied_head": (bool,),
+    "backend": (str,),
+    "base_url": (str,),
+    "served_model": (str,),
+    "api_key_env": (str,),
 }
 TOKENIZER_FAMILIES = ("qwen2.5", "qwen3")
 _TABLES = ("sampling", "thinking_sampling", "reference", "speed_reference")
@@ -196,6 +213,9 @@ def _parse_spec(path: Path, key: str, raw: Any) -> ModelSpec:
     if raw.get("tokenizer", TOKENIZER_FAMILIES[0]) not in TOKENIZER_FAMILIES:
         wanted = " or ".join(TOKENIZER_FAMILIES)
         raise SpecError(f"{path}: field '{where}.tokenizer' must be {wanted}")
+    _check_backend(path, where, raw)
+    if raw.get("can_think") and think is None and raw.get("backend") == "openai":
+        think = ("<think>", "</think>")  # Qwen3's tags, as a server without a parser sends them
     if raw.get("can_think") and think is None:
         raise SpecError(f"{path}: field '{where}.think_tokens' is required when can_think is true")
     return ModelSpec(
@@ -217,9 +237,42 @@ def _parse_spec(path: Path, key: str, raw: Any) -> ModelSpec:
         think_tokens=(think[0], think[1]) if think else None,
         tokenizer=raw.get("tokenizer"),
         checkpoint_stores_tied_head=raw.get("checkpoint_stores_tied_head", False),
+        backend=raw.get("backend", "local"),
+        base_url=raw["base_url"].rstrip("/") if "base_url" in raw else None,
+        served_model=raw.get("served_model"),
+        api_key_env=raw.get("api_key_env"),
         reference=_parse_reference(path, f"{where}.reference", raw.get("reference", {})),
         speed_reference=_parse_speed(path, f"{where}.speed_reference", raw.get("speed_reference")),
     )
+
+
+def _check_backend(path: Path, where: str, raw: dict[str, Any]) -> None:
+    """``backend = "openai"`` needs an http(s) ``base_url``; remote fields need that backend."""
+    backend = raw.get("backend", "local")
+    if backend not in BACKENDS:
+        raise SpecError(f"{path}: field '{where}.backend' must be one of {', '.join(BACKENDS)}")
+    remote_fields = [f for f in ("base_url", "served_model", "api_key_env") if f in raw]
+    if backend != "openai":
+        if remote_fields:
+            raise SpecError(
+                f"{path}: field '{where}.{remote_fields[0]}' needs backend = \"openai\""
+            )
+        return
+    url = raw.get("base_url")
+    if url is None:
+        raise SpecError(f"{path}: field '{where}.base_url' is required when backend is openai")
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname or "@" in parts.netloc:
+        raise SpecError(
+            f"{path}: field '{where}.base_url' must be an http(s) URL without credentials "
+            "(put the key in the variable named by api_key_env)"
+        )
+    env = raw.get("api_key_env")
+    if env is not None and not env.replace("_", "").isalnum():
+        raise SpecError(
+            f"{path}: field '{where}.api_key_env' must name an environment variable, "
+            "not hold the key"
+        )
 
 
 def _token_list(

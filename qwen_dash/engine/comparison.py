@@ -16,7 +16,10 @@ from typing import Any, Protocol
 from qwen_dash.core.metrics import GenerationResult, timing_metrics
 from qwen_dash.core.request import CompareRequest
 from qwen_dash.engine.protocol import Event
+from qwen_dash.engine.remote_handle import RemoteHandle
 from qwen_dash.engine.worker_handle import WorkerHandle
+
+Handle = WorkerHandle | RemoteHandle  # a local worker process, or a remote server
 
 
 @dataclass
@@ -57,7 +60,7 @@ class Workers(Protocol):
     """What a comparison needs of the pool that runs it."""
 
     @property
-    def workers(self) -> Mapping[str, WorkerHandle]: ...
+    def workers(self) -> Mapping[str, Handle]: ...
 
     def threads_for(self, mode: str, n_models: int) -> int: ...
 
@@ -126,8 +129,11 @@ class Comparison:
 
     def _time_out(self, key: str) -> None:
         if key not in self.results:
-            reason = f"timed out after {self.timeout_s:g} s; it restarts on the next request"
-            self.pool.workers[key].kill(reason)
+            handle = self.pool.workers[key]
+            reason = f"timed out after {self.timeout_s:g} s"
+            if isinstance(handle, WorkerHandle):
+                reason += "; it restarts on the next request"
+            handle.abandon(self.job_id(key), reason)
 
     def _on_event(self, key: str, event: dict[str, Any]) -> None:
         kind = event["event"]

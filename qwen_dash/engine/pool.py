@@ -17,8 +17,9 @@ from typing import Any
 from qwen_dash.core.defaults import default_source
 from qwen_dash.core.request import CompareRequest, Settings, recommended_settings, validate_request
 from qwen_dash.core.specs import default_model_keys, load_specs
-from qwen_dash.engine.comparison import Comparison
+from qwen_dash.engine.comparison import Comparison, Handle
 from qwen_dash.engine.protocol import WorkerStatus
+from qwen_dash.engine.remote_handle import RemoteHandle
 from qwen_dash.engine.worker_handle import READY_TIMEOUT_S, WorkerHandle
 
 DEFAULT_TIMEOUT_S = 900.0
@@ -43,8 +44,12 @@ class ModelPool:
         unknown = [k for k in keys if k not in self.specs]
         if unknown:
             raise KeyError(f"Unknown model(s) {', '.join(unknown)}; known: {', '.join(self.specs)}")
-        self.workers = {
-            k: WorkerHandle(self.specs[k], self.source, device, dtype, models_file, warmup)
+        self.workers: dict[str, Handle] = {
+            k: (
+                RemoteHandle(self.specs[k])
+                if self.specs[k].remote
+                else WorkerHandle(self.specs[k], self.source, device, dtype, models_file, warmup)
+            )
             for k in keys
         }
         self._intervals: dict[str, tuple[int, int | None]] = {}

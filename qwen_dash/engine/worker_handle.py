@@ -109,6 +109,10 @@ class WorkerHandle:
             if self.alive and self.proc is not None:
                 self.proc.kill()
 
+    def abandon(self, job_id: str, reason: str) -> None:
+        """Give up one generation (a timeout): a worker runs one at a time, so it is restarted."""
+        self.kill(reason)
+
     def shutdown(self, timeout: float = 5.0) -> None:
         with self.lock:
             proc = self.proc

@@ -19,6 +19,7 @@ SOURCE_LABELS: dict[str, str] = {
     "local": "real weights (local folder)",
     "twin": "twin: random weights",
     "tiny": "tiny test model: random weights",
+    "remote": "remote: OpenAI-compatible server",
 }
 
 

@@ -121,6 +121,18 @@ def server_facts(spec: ModelSpec, info: Mapping[str, Any]) -> dict[str, str]:
         "Warm-up": fmt_ms(got("warmup_ms")),
         "Weight memory": fmt_bytes(got("weights_bytes")),
         "Device · dtype": (f"{got('device_name') or NA} · {got('dtype') or NA}" if info else NA),
+        **backend_facts(spec, info),
+    }
+
+
+def backend_facts(spec: ModelSpec, info: Mapping[str, Any]) -> dict[str, str]:
+    """Where the model runs: a local worker, or a server (what the server says of itself)."""
+    if not spec.remote:
+        return {"Backend": "local worker process", "Served as": NA, "Server version": NA}
+    return {
+        "Backend": f"OpenAI-compatible server at {spec.base_url}",
+        "Served as": str(info.get("served_model") or spec.served_model or spec.hf_id),
+        "Server version": str(info.get("server_version") or "not reported by the server"),
     }
 
 

@@ -26,7 +26,7 @@ from transformers import PreTrainedTokenizerBase as Tokenizer
 
 from qwen_dash.core.defaults import SOURCES, cache_root
 from qwen_dash.core.specs import ModelSpec
-from qwen_dash.worker.qwen_tokenizer import load_qwen_tokenizer, tokenizer_fingerprint
+from qwen_dash.worker.qwen_tokenizer import fingerprint, load_qwen_tokenizer
 
 HUB_PROBE_TIMEOUT_S = 3.0
 WEIGHT_PATTERNS = ["*.json", "*.safetensors", "*.txt", "*.model", "*.jinja"]
@@ -188,7 +188,7 @@ def twin_dir(spec: ModelSpec) -> Path:
     """The twin's folder: named by its architecture config and its tokenizer build, so a twin
     cached with another tokenizer (the byte tokenizer of earlier versions) is built anew."""
     digest = hashlib.sha256(spec.config_path.read_bytes() if spec.config_path else b"").hexdigest()
-    tok = tokenizer_fingerprint(spec.tokenizer_family)[:8]
+    tok = fingerprint(spec.tokenizer_family)[:8]
     return cache_root() / "twins" / f"{spec.key}-{digest[:12]}-tok{tok}"
 
 
@@ -211,7 +211,7 @@ def ensure_twin(spec: ModelSpec, progress: Progress) -> Path:
         "key": spec.key,
         "seed": SEED,
         "tokenizer": spec.tokenizer_family,
-        "tokenizer_fingerprint": tokenizer_fingerprint(spec.tokenizer_family),
+        "tokenizer_fingerprint": fingerprint(spec.tokenizer_family),
     }
     (tmp / "qwen_dash_twin.json").write_text(json.dumps(meta))
     tmp.rename(folder)  # atomic: a crash mid-save leaves no half twin
