@@ -1,4 +1,9 @@
-"""The runs: save, find, tag, vote on, delete and export them (the write and read paths)."""
+"""The runs: save, find, tag, vote on, delete, restore and export them (the write and read paths).
+
+Every change records who made it (``actor``: the signed-in person's email, a local user's name,
+the CLI) in the audit log, in the same transaction as the change. Who may make which change is
+decided above the store (``qwen_dash.core.access``); the store records, it does not judge.
+"""
 
 from __future__ import annotations
 
@@ -15,10 +20,11 @@ from qwen_dash.store import export
 from qwen_dash.store.database import StoreError
 from qwen_dash.store.filters import RunFilters
 from qwen_dash.store.runs import build_run, clean_tags, utcnow
-from qwen_dash.store.schema import VOTE_WINNERS, Generation, Run, RunTag, Vote
+from qwen_dash.store.schema import VOTE_WINNERS, AuditEvent, Generation, Run, RunTag, Vote
 from qwen_dash.store.trends import TrendQueries
 
 PAGE_SIZE = 50
+AUDIT_PAGE = 200
 RECENT_SCAN = 5_000  # newest runs a text search scans before it asks the trigram index
 Rows = list[dict[str, Any]]
 
@@ -47,6 +53,7 @@ class Store(TrendQueries):
         session.flush()
         if self.rollups is not None:
             self.rollups.mark_run(session, run)
+        self._audit(session, run.user, "run.save", run.id, {"kind": run.kind})
         return run.id
 
     def save_run(self, run: Run) -> int:
@@ -99,11 +106,12 @@ class Store(TrendQueries):
 
     # ---- reading ---------------------------------------------------------------------------
 
-    def get_run(self, run_id: int) -> Run | None:
-        """A run with everything: generations (with token times, environment), tags, votes."""
+    def get_run(self, run_id: int, *, include_deleted: bool = False) -> Run | None:
+        """A run with everything: generations (with token times, environment), tags, votes.
+        A deleted run is None unless ``include_deleted`` (an admin restoring it)."""
         stmt = (
             select(Run)
-            .where(Run.id == run_id)
+            .where(Run.id == run_id, *([] if include_deleted else [Run.deleted_at.is_(None)]))
             .options(
                 selectinload(Run.generations).options(
                     undefer(Generation.token_times), undefer(Generation.environment)
@@ -145,7 +153,12 @@ class Store(TrendQueries):
         """
         if not self.conditions.has_fts:
             return None
-        recent = select(Run.id).order_by(Run.created_at.desc(), Run.id.desc()).limit(RECENT_SCAN)
+        recent = (
+            select(Run.id)
+            .where(*self.conditions.run_deleted(f))
+            .order_by(Run.created_at.desc(), Run.id.desc())
+            .limit(RECENT_SCAN)
+        )
         conditions = [*self.conditions.runs(f, text_index=False), Run.id.in_(recent)]
         stmt = select(Run).where(*conditions).order_by(Run.created_at.desc(), Run.id.desc())
         runs = list(session.scalars(self._page(stmt, page, page_size)))
@@ -162,32 +175,71 @@ class Store(TrendQueries):
             return session.scalar(stmt) or 0
 
     def filter_options(self) -> dict[str, list[str]]:
-        """Distinct models, sources and tags, for filter widgets."""
+        """Distinct models, sources and tags of the runs that are not deleted, for filters."""
+        live = RunFilters()
+        not_deleted = self.conditions.generation_deleted(live)
+        tag_live = self.conditions.generation_deleted(live, RunTag)
         queries = {
-            "models": select(Generation.model_key).distinct(),
-            "sources": select(Generation.source).distinct(),
-            "tags": select(RunTag.tag).distinct(),
+            "models": select(Generation.model_key).where(*not_deleted).distinct(),
+            "sources": select(Generation.source).where(*not_deleted).distinct(),
+            "tags": select(RunTag.tag).where(*tag_live).distinct(),
         }
         with self.reading() as session:
             return {name: sorted(session.scalars(q)) for name, q in queries.items()}
 
     # ---- editing ---------------------------------------------------------------------------
 
-    def set_tags(self, run_id: int, tags: Iterable[str]) -> list[str]:
+    def set_tags(self, run_id: int, tags: Iterable[str], *, actor: str | None = None) -> list[str]:
         """Replace a run's tags; returns them cleaned. StoreError when the run does not exist."""
         cleaned = clean_tags(tags)
         with self.writing() as session:
-            self._require(session, run_id)
+            run = self._require(session, run_id)
+            before = run.tags
+            if before == cleaned:
+                return cleaned
             session.execute(delete(RunTag).where(RunTag.run_id == run_id))
             session.add_all(RunTag(run_id=run_id, tag=t) for t in cleaned)
+            self._audit(session, actor, "run.tags", run_id, {"before": before, "after": cleaned})
         return cleaned
 
-    def set_notes(self, run_id: int, notes: str | None) -> None:
+    def set_notes(self, run_id: int, notes: str | None, *, actor: str | None = None) -> None:
         with self.writing() as session:
-            self._require(session, run_id).notes = notes or None
+            run = self._require(session, run_id)
+            before, run.notes = run.notes, notes or None
+            if before != run.notes:
+                detail = {"before": before, "after": run.notes}
+                self._audit(session, actor, "run.notes", run_id, detail)
 
-    def delete_run(self, run_id: int) -> bool:
-        """Delete a run with its generations, tags and votes; False when there was none."""
+    def delete_run(self, run_id: int, *, actor: str | None = None) -> bool:
+        """Soft-delete a run: it records who and when, and leaves lists, filters, trends and
+        exports; :meth:`restore_run` brings it back. False when there is no such run (or it
+        is deleted already)."""
+        with self.writing() as session:
+            run = session.get(Run, run_id)
+            if run is None or run.deleted_at is not None:
+                return False
+            run.deleted_at, run.deleted_by = utcnow(), actor
+            if self.rollups is not None:
+                self.rollups.mark_run_id(session, run_id)
+            self._audit(session, actor, "run.delete", run_id, {"owner": run.user})
+            return True
+
+    def restore_run(self, run_id: int, *, actor: str | None = None) -> bool:
+        """Undo a soft delete; False when the run does not exist or is not deleted."""
+        with self.writing() as session:
+            run = session.get(Run, run_id)
+            if run is None or run.deleted_at is None:
+                return False
+            detail = {"deleted_by": run.deleted_by, "deleted_at": run.deleted_at.isoformat()}
+            run.deleted_at = run.deleted_by = None
+            if self.rollups is not None:
+                self.rollups.mark_run_id(session, run_id)
+            self._audit(session, actor, "run.restore", run_id, detail)
+            return True
+
+    def purge_run(self, run_id: int) -> bool:
+        """Delete a run for good, with its generations, tags and votes (its audit records stay);
+        False when there was none. Not offered in the app: a delete there is soft."""
         with self.writing() as session:
             if self.rollups is not None:
                 self.rollups.mark_run_id(session, run_id)
@@ -219,12 +271,51 @@ class Store(TrendQueries):
             self._require(session, run_id)
             session.add(vote)
             session.flush()
+            detail = {"vote": vote.id, "winner": winner, "model_a": model_a, "model_b": model_b}
+            self._audit(session, voter, "vote.add", run_id, detail)
             return vote.id
+
+    # ---- the audit log ---------------------------------------------------------------------
+
+    @staticmethod
+    def _audit(
+        session: Session, actor: str | None, action: str, run_id: int | None, detail: Any
+    ) -> None:
+        """Record one change, in the transaction that makes it."""
+        session.add(
+            AuditEvent(at=utcnow(), actor=actor, action=action, run_id=run_id, detail=detail)
+        )
+
+    def audit_log(
+        self,
+        *,
+        run_id: int | None = None,
+        actor: str | None = None,
+        action: str | None = None,
+        limit: int = AUDIT_PAGE,
+    ) -> list[AuditEvent]:
+        """The newest audit records first, optionally of one run, one person or one action."""
+        conditions = []
+        if run_id is not None:
+            conditions.append(AuditEvent.run_id == run_id)
+        if actor:
+            conditions.append(AuditEvent.actor == actor)
+        if action:
+            conditions.append(AuditEvent.action == action)
+        stmt = (
+            select(AuditEvent)
+            .where(*conditions)
+            .order_by(AuditEvent.at.desc(), AuditEvent.id.desc())
+            .limit(limit)
+        )
+        with self.reading() as session:
+            return list(session.scalars(stmt))
 
     @staticmethod
     def _require(session: Session, run_id: int) -> Run:
+        """The run, for a change; a deleted run cannot be changed (restore it first)."""
         run = session.get(Run, run_id)
-        if run is None:
+        if run is None or run.deleted_at is not None:
             raise StoreError(f"There is no run {run_id}.")
         return run
 
