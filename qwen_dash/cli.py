@@ -1,8 +1,12 @@
-"""The command line: ``python -m qwen_dash compare|export|bench ...``."""
+"""The command line: ``python -m qwen_dash compare|export|delete|restore|audit|bench ...``.
+
+The CLI has no sign-in: whoever can run it can open the database, so it acts as a local admin,
+and says so on stderr. Its runs and changes are recorded as ``cli:<login>``."""
 
 from __future__ import annotations
 
 import argparse
+import getpass
 import itertools
 import json
 import shutil
@@ -13,6 +17,7 @@ from typing import TextIO
 
 from sqlalchemy.exc import SQLAlchemyError
 
+from qwen_dash.core.access import local_identity
 from qwen_dash.core.defaults import SOURCES, default_source
 from qwen_dash.core.metrics import MEASURED, GenerationResult
 from qwen_dash.core.request import (
@@ -77,7 +82,31 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--tag")
     e.add_argument("--thinking", choices=("on", "off"))
     e.add_argument("--mode", choices=("concurrent", "isolated"))
+    e.add_argument(
+        "--include-deleted", action="store_true", help="also the runs deleted in the app"
+    )
+    d = sub.add_parser("delete", help="delete a run (soft: it can be restored)")
+    d.add_argument("run_id", type=int)
+    r = sub.add_parser("restore", help="restore a deleted run")
+    r.add_argument("run_id", type=int)
+    a = sub.add_parser("audit", help="who changed what, newest first")
+    a.add_argument("--run", type=int, help="only this run's records")
+    a.add_argument("--limit", type=int, default=50)
     return p
+
+
+def cli_actor() -> str:
+    """Who the CLI records changes as."""
+    try:
+        login = getpass.getuser()
+    except (KeyError, OSError):
+        login = "unknown"
+    return f"cli:{login}"
+
+
+def say_local_admin(err: TextIO) -> None:
+    identity = local_identity(cli_actor())
+    print(f"qwen-dash CLI: acting as {identity.label}; no sign-in here.", file=err)
 
 
 def _keys(arg: str | None) -> list[str]:
@@ -144,6 +173,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     ordered = [results[k] for k in keys]
+    if store is not None:
+        say_local_admin(sys.stderr)
     run_id = None if store is None else log_run(store, request, results, sys.stderr)
     if args.json:
         print(json.dumps([r.to_dict() | {"run_id": run_id} for r in ordered], indent=2))
@@ -175,7 +206,9 @@ def cmd_export(args: argparse.Namespace) -> int:
             tag=args.tag,
             thinking=None if args.thinking is None else args.thinking == "on",
             mode=args.mode,
+            deleted=None if args.include_deleted else False,
         )
+        say_local_admin(sys.stderr)
         store = open_store()
         if args.output == "-":
             n = store.export(args.format, filters, sys.stdout)
@@ -194,10 +227,48 @@ def log_run(
 ) -> int | None:
     """Save the run; on failure say so and keep going: the answers are printed all the same."""
     try:
-        return store.save_comparison(request, results, kind="cli")
+        return store.save_comparison(request, results, kind="cli", user=cli_actor())
     except (StoreError, SQLAlchemyError) as exc:
         print(f"warning: run not logged: {exc}", file=err)
         return None
+
+
+def cmd_change(args: argparse.Namespace) -> int:
+    """delete / restore one run, as the local admin."""
+    say_local_admin(sys.stderr)
+    try:
+        store = open_store()
+        change = store.delete_run if args.command == "delete" else store.restore_run
+        done = change(args.run_id, actor=cli_actor())
+    except StoreError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if not done:
+        state = (
+            "no such run, or it is deleted already"
+            if args.command == "delete"
+            else ("no such run, or it is not deleted")
+        )
+        print(f"error: run {args.run_id}: {state}", file=sys.stderr)
+        return 1
+    print(f"run {args.run_id} {args.command}d")
+    return 0
+
+
+def cmd_audit(args: argparse.Namespace) -> int:
+    say_local_admin(sys.stderr)
+    try:
+        events = open_store().audit_log(run_id=args.run, limit=args.limit)
+    except StoreError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    for e in events:
+        run = f"run {e.run_id}" if e.run_id is not None else "-"
+        detail = json.dumps(e.detail, ensure_ascii=False, sort_keys=True)
+        print(
+            f"{e.at.isoformat(timespec='seconds')}  {e.actor or '-'}  {e.action}  {run}  {detail}"
+        )
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -213,6 +284,10 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_compare(args)
         if args.command == "export":
             return cmd_export(args)
+        if args.command in ("delete", "restore"):
+            return cmd_change(args)
+        if args.command == "audit":
+            return cmd_audit(args)
         from qwen_dash.bench import engine
 
         if args.bench == "overhead":

@@ -17,3 +17,16 @@ def cache_root() -> Path:
     """Twins and worker logs live here: ``$QWEN_DASH_CACHE``, else ~/.cache/qwen-dash."""
     env = os.environ.get("QWEN_DASH_CACHE")
     return Path(env).expanduser() if env else Path.home() / ".cache" / "qwen-dash"
+
+
+DEFAULT_QUEUE_CAP = 3
+
+
+def queue_cap() -> int:
+    """How many requests one person may have waiting or running at once on the local workers:
+    ``$QWEN_DASH_QUEUE_CAP``, else 3 (at least 1)."""
+    raw = os.environ.get("QWEN_DASH_QUEUE_CAP", "")
+    try:
+        return max(1, int(raw)) if raw.strip() else DEFAULT_QUEUE_CAP
+    except ValueError:
+        return DEFAULT_QUEUE_CAP

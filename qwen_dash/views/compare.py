@@ -18,6 +18,7 @@ from typing import Any
 from qwen_dash.core.metrics import GenerationResult
 from qwen_dash.core.request import CompareRequest, Message, RequestError, Settings
 from qwen_dash.engine import Comparison, Event, ModelPool
+from qwen_dash.engine.turns import describe_wait
 from qwen_dash.store.outbox import Outbox, PendingSave
 
 LOG_WAIT_S = 10.0
@@ -36,10 +37,16 @@ class ColumnState:
     last_reasoning_ms: float | None = None
     last_t_ms: float | None = None
     result: GenerationResult | None = None
+    position: int | None = None  # place in line for the local worker (1 = next)
+    eta_s: float | None = None
+    eta_at: float = 0.0  # when the estimate was made (time.monotonic)
 
     def apply(self, event: Event) -> None:
         if event.kind == "queued":
             self.state = "queued"
+            if event.position is not None:
+                self.position, self.eta_s = event.position, event.eta_s
+                self.eta_at = time.monotonic()
         elif event.kind == "started":
             self.state = "running"
         elif event.kind == "delta":
@@ -57,6 +64,16 @@ class ColumnState:
             self.result = event.result
             self.answer = event.result.text
             self.reasoning = event.result.reasoning or ""
+
+    def place_in_line(self, now: float | None = None) -> str | None:
+        """ "2nd in line, about 40 s" while this answer waits its turn, else None. The estimate
+        counts down between the updates the pool sends."""
+        if self.state != "queued" or self.position is None:
+            return None
+        eta = self.eta_s
+        if eta is not None:
+            eta = max(0.0, eta - ((now or time.monotonic()) - self.eta_at))
+        return describe_wait(self.position, eta)
 
     @property
     def has_reasoning(self) -> bool:
@@ -249,8 +266,9 @@ def start(
     tags: list[str] | None = None,
 ) -> LiveComparison:
     """Validate and start a comparison, and log it when it finishes. RequestError on a request
-    the user can fix."""
-    comparison = pool.compare(request)
+    the user can fix (QueueFull when ``user`` has as many requests in line as one may); ``user``
+    also decides whose turn the request takes on the local workers."""
+    comparison = pool.compare(request, person=user)
     live = LiveComparison(
         comparison, request, conversation_id=conversation.id, turn=len(conversation.turns)
     )
