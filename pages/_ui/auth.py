@@ -54,8 +54,7 @@ def role_rules() -> RoleRules:
 
 
 def _claim(name: str) -> object:
-    value = st.user.get(name)
-    return value
+    return st.user.get(name)
 
 
 def admitted() -> Identity | None:
@@ -100,7 +99,8 @@ def sign_in_page() -> None:
     st.title("qwen-dash", anchor=False)
     if not st.user.is_logged_in:
         st.write("This server is for a team: sign in to compare models and read the runs.")
-        st.button("Sign in", type="primary", icon=":material/login:", on_click=st.login)
+        if st.button("Sign in", type="primary", icon=":material/login:"):
+            st.login()
         return
     try:
         rules = role_rules()
@@ -116,7 +116,8 @@ def sign_in_page() -> None:
             md("No access: {why} Ask an admin of this server to add you.", why=why),
             icon=":material/lock:",
         )
-    st.button("Sign out", icon=":material/logout:", on_click=st.logout)
+    if st.button("Sign out", icon=":material/logout:"):
+        st.logout()
 
 
 def account_panel(identity: Identity) -> None:
@@ -135,4 +136,5 @@ def account_panel(identity: Identity) -> None:
         return
     st.markdown(md("Signed in as **{name}**", name=identity.name or "?"))
     st.caption(md("Role: {role}", role=identity.role))
-    st.button("Sign out", icon=":material/logout:", on_click=st.logout, key="sign_out")
+    if st.button("Sign out", icon=":material/logout:", key="sign_out"):
+        st.logout()
