@@ -172,3 +172,15 @@ def test_a_request_cancelled_while_waiting_leaves_the_line_at_once(
     assert all("cancelled before it started" in (r.error or "") for r in results.values())
     assert all(r.status == "ok" for r in running.wait(120).values())
     assert all(r.status == "ok" for r in behind.wait(120).values())
+
+
+def test_a_waiting_column_shows_its_place_and_a_countdown() -> None:
+    column = session.ColumnState("m")
+    column.apply(Event("m", "queued"))  # sent straight to a free worker: no place in line
+    assert column.state == "queued" and column.place_in_line() is None
+    column.apply(Event("m", "queued", position=2, eta_s=40.0))
+    assert column.place_in_line(now=column.eta_at) == "2nd in line, about 40 s"
+    assert column.place_in_line(now=column.eta_at + 15) == "2nd in line, about 25 s"
+    assert column.place_in_line(now=column.eta_at + 99) == "2nd in line, any moment now"
+    column.apply(Event("m", "started"))
+    assert column.place_in_line() is None
