@@ -7,6 +7,7 @@ from typing import Any
 
 import streamlit as st
 
+from pages._ui.auth import refuse, who
 from pages._ui.compare_form import DEFAULT_MAX_NEW_TOKENS, CompareForm
 from pages._ui.navigation import HISTORY_PAGE, ensure_entrypoint
 from pages._ui.resources import get_outbox, model_labels, pool_or_stop, store_or_none
@@ -20,6 +21,7 @@ from pages._ui.widgets import (
     show_text,
     source_banner,
 )
+from qwen_dash.core.access import can_run, refusal
 from qwen_dash.core.arena import SIDE_LETTERS, side_label
 from qwen_dash.core.request import MODES, SETTING_RANGES, RequestError
 from qwen_dash.engine import WorkerStatus
@@ -38,6 +40,8 @@ TICK_EVERY_S = 0.5
 MODE_LABELS = {"concurrent": "Concurrent", "isolated": "Isolated"}
 
 ensure_entrypoint()
+identity = who()
+may_run = can_run(identity)
 pool = pool_or_stop()
 store, store_error = store_or_none()
 labels = model_labels(pool)
@@ -59,6 +63,9 @@ def _running() -> bool:
 
 
 def _send() -> None:
+    if not may_run:
+        state["compare_error"] = refusal("run", identity)
+        return
     if _running():
         state["compare_error"] = "The models are still answering: wait, or press Stop."
         return
@@ -124,6 +131,9 @@ def _waiting_text(key: str, column: session.ColumnState, status: WorkerStatus, l
     if status.state in ("starting", "loading"):
         return f"Waiting for {name} to load: {status.message or 'starting'}…"
     if column.state == "queued":
+        place = column.place_in_line()
+        if place is not None:
+            return f"Waiting for your turn on {name}: {place}."
         return f"Queued: {name} is finishing another request."
     return "Waits for the other model to finish first (isolated mode)."
 
@@ -293,7 +303,7 @@ def _prompt_box(following_up: bool, running: bool) -> None:
                 type="primary",
                 icon=":material/send:",
                 on_click=_send,
-                disabled=bool(problems),
+                disabled=bool(problems) or not may_run,
             )
             st.button(
                 "Stop", key="stop", icon=":material/stop:", on_click=_stop, disabled=not running
@@ -334,6 +344,8 @@ def _prompt_box(following_up: bool, running: bool) -> None:
                 help="Concurrent: both at once (what you watch). Isolated: one after the "
                 "other, each with every core (fair latency).",
             )
+        if not may_run:
+            refuse("run", identity)
         for problem in problems:  # beside Send, not only inside the (closed) panel
             st.error(literal(problem), icon=":material/tune:")
         n = state.get("max_new_tokens") or DEFAULT_MAX_NEW_TOKENS

@@ -8,6 +8,7 @@ from typing import Any
 
 import streamlit as st
 
+from pages._ui.auth import refuse, who
 from pages._ui.compare_form import CompareForm
 from pages._ui.filters import run_filters, user_zone
 from pages._ui.navigation import COMPARE_PAGE, ensure_entrypoint
@@ -16,6 +17,14 @@ from pages._ui.sidebar import current_user
 from pages._ui.text import literal, md
 from pages._ui.voting import vote_buttons, voter
 from pages._ui.widgets import finish_note, result_status, show_text, source_banner
+from qwen_dash.core.access import (
+    can_audit,
+    can_delete,
+    can_edit,
+    can_restore,
+    can_run,
+    refusal,
+)
 from qwen_dash.core.arena import SIDE_LETTERS
 from qwen_dash.core.request import RequestError
 from qwen_dash.store import PAGE_SIZE, RunFilters, Store, StoreError
@@ -32,6 +41,7 @@ from qwen_dash.views.leaderboard import votes_table
 from qwen_dash.views.safe_text import parse_run_id
 
 ensure_entrypoint()
+identity = who()
 RUN_COLUMNS = ("run", "when", "prompt", "source", "mode", "thinking", "tags", "user", "status")
 COUNT_LIMIT = 10_000  # counting stops here; more pages are reached by narrowing the filters
 EXPORTS = (("csv", "CSV", "text/csv"), ("jsonl", "JSON Lines", "application/x-ndjson"))
@@ -126,6 +136,9 @@ def _back() -> None:
 
 def _rerun(run_id: int) -> None:
     """Start the same request again; the Compare page then shows it streaming."""
+    if not can_run(identity):
+        state["history_error"] = refusal("run", identity)
+        return
     run = store.get_run(run_id)
     if run is None:
         state["history_error"] = f"There is no run #{run_id}."
@@ -144,10 +157,26 @@ def _rerun(run_id: int) -> None:
     state["goto_compare"] = True
 
 
+def _owner(run_id: int) -> str | None:
+    run = store.get_run(run_id, include_deleted=True)
+    return run.user if run is not None else None
+
+
 def _delete(run_id: int) -> None:
-    store.delete_run(run_id)
+    if not can_delete(identity, _owner(run_id)):
+        state["history_error"] = refusal("delete", identity)
+        return
+    store.delete_run(run_id, actor=identity.name)
     st.query_params.clear()
     st.toast(md("Run #{n} deleted.", n=run_id), icon=":material/delete:")
+
+
+def _restore(run_id: int) -> None:
+    if not can_restore(identity):
+        state["history_error"] = refusal("restore", identity)
+        return
+    store.restore_run(run_id, actor=identity.name)
+    st.toast(md("Run #{n} restored.", n=run_id), icon=":material/restore_from_trash:")
 
 
 def _answers(run: Any) -> None:
@@ -183,9 +212,12 @@ def _answers(run: Any) -> None:
 
 
 def _save_tags_and_notes(run_id: int) -> None:
+    if not can_edit(identity, _owner(run_id)):
+        state["history_error"] = refusal("edit", identity)
+        return
     try:
-        store.set_tags(run_id, state.get(f"tags-{run_id}") or [])
-        store.set_notes(run_id, state.get(f"notes-{run_id}") or None)
+        store.set_tags(run_id, state.get(f"tags-{run_id}") or [], actor=identity.name)
+        store.set_notes(run_id, state.get(f"notes-{run_id}") or None, actor=identity.name)
     except StoreError as exc:
         state["history_error"] = str(exc)
     else:
@@ -193,6 +225,7 @@ def _save_tags_and_notes(run_id: int) -> None:
 
 
 def _tags_and_notes(run: Any) -> None:
+    editable = can_edit(identity, run.user) and not run.deleted
     options = sorted(set(store.filter_options()["tags"]) | set(run.tags))
     st.multiselect(
         "Tags",
@@ -201,18 +234,44 @@ def _tags_and_notes(run: Any) -> None:
         key=f"tags-{run.id}",
         accept_new_options=True,
         placeholder="Add a tag and press Enter",
+        disabled=not editable,
     )
-    st.text_area("Notes", value=run.notes or "", height=100, key=f"notes-{run.id}")
+    st.text_area(
+        "Notes", value=run.notes or "", height=100, key=f"notes-{run.id}", disabled=not editable
+    )
     st.button(
         "Save tags and notes",
         key="save_notes",
         icon=":material/save:",
         on_click=_save_tags_and_notes,
         args=(run.id,),
+        disabled=not editable,
     )
+    if not editable and not run.deleted:
+        refuse("edit", identity)
+
+
+def _deleted_banner(run: Any) -> None:
+    when = run.deleted_at.astimezone(user_zone()).strftime("%Y-%m-%d %H:%M:%S %Z")
+    st.warning(
+        md("Deleted by {who} at {when}: hidden from History, Trends and exports.",
+           who=run.deleted_by or "(nobody named)", when=when),
+        icon=":material/delete:",
+    )  # fmt: skip
+    if can_restore(identity):
+        st.button(
+            "Restore this run",
+            key="restore",
+            icon=":material/restore_from_trash:",
+            on_click=_restore,
+            args=(run.id,),
+        )
 
 
 def _actions(run: Any) -> None:
+    if run.deleted:
+        _deleted_banner(run)
+        return
     with st.container(horizontal=True):
         st.button(
             "Rerun with the same settings",
@@ -220,11 +279,27 @@ def _actions(run: Any) -> None:
             key="rerun",
             on_click=_rerun,
             args=(run.id,),
+            disabled=not can_run(identity),
         )
-        with st.popover("Delete", icon=":material/delete:"):
-            st.write(md("Delete run #{n} and its answers? This cannot be undone.", n=run.id))
+        if can_delete(identity, run.user):
+            with st.popover("Delete", icon=":material/delete:"):
+                st.write(
+                    md("Delete run #{n}? It leaves History; an admin can restore it.", n=run.id)
+                )
+                st.button(
+                    "Delete this run",
+                    type="primary",
+                    key="delete",
+                    on_click=_delete,
+                    args=(run.id,),
+                )
+        else:
             st.button(
-                "Delete this run", type="primary", key="delete", on_click=_delete, args=(run.id,)
+                "Delete",
+                icon=":material/delete:",
+                key="delete_locked",
+                disabled=True,
+                help=literal(refusal("delete", identity)),
             )
     if error := state.pop("history_error", None):
         st.error(literal(error), icon=":material/error:")
@@ -243,7 +318,7 @@ def _current_verdict(vote: Any, sides: list[str]) -> str | None:
 def _votes(run: Any) -> None:
     """Vote on this run (named: the names are on the page), and every vote cast on it."""
     sides = [g.model_key for g in run.generations]
-    if len(sides) < 2:
+    if len(sides) < 2 or run.deleted:  # a deleted run takes no votes until it is restored
         return
     st.subheader("Vote", anchor=False)
     st.caption(
@@ -278,7 +353,7 @@ def _earlier_turns(run: Any) -> None:
 
 def run_view(run_id: int) -> None:
     st.button("All runs", icon=":material/arrow_back:", on_click=_back, type="tertiary")
-    run = store.get_run(run_id)
+    run = store.get_run(run_id, include_deleted=can_audit(identity))
     if run is None:
         st.error(
             md("There is no run #{n}: it was deleted, or the link is wrong.", n=run_id),

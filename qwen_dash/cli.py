@@ -1,8 +1,13 @@
-"""The command line: ``python -m qwen_dash compare|suite|export|votes|leaderboard|bench ...``."""
+"""The command line: ``python -m qwen_dash compare|suite|export|votes|leaderboard|delete|
+restore|audit|bench ...``.
+
+The CLI has no sign-in: whoever can run it can open the database, so it acts as a local admin,
+and says so on stderr. Its runs and changes are recorded as ``cli:<login>``."""
 
 from __future__ import annotations
 
 import argparse
+import getpass
 import itertools
 import json
 import shutil
@@ -10,12 +15,14 @@ import sys
 import textwrap
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal, TextIO
 
 from sqlalchemy.exc import SQLAlchemyError
 
+from qwen_dash.core.access import local_identity
 from qwen_dash.core.defaults import SOURCES, default_source
 from qwen_dash.core.metrics import MEASURED, GenerationResult
 from qwen_dash.core.request import (
@@ -127,8 +134,32 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--tag")
     e.add_argument("--thinking", choices=("on", "off"))
     e.add_argument("--mode", choices=("concurrent", "isolated"))
+    e.add_argument(
+        "--include-deleted", action="store_true", help="also the runs deleted in the app"
+    )
+    d = sub.add_parser("delete", help="delete a run (soft: it can be restored)")
+    d.add_argument("run_id", type=int)
+    r = sub.add_parser("restore", help="restore a deleted run")
+    r.add_argument("run_id", type=int)
+    a = sub.add_parser("audit", help="who changed what, newest first")
+    a.add_argument("--run", type=int, help="only this run's records")
+    a.add_argument("--limit", type=int, default=50)
     _arena_parsers(sub, bsub)
     return p
+
+
+def cli_actor() -> str:
+    """Who the CLI records changes as."""
+    try:
+        login = getpass.getuser()
+    except (KeyError, OSError):
+        login = "unknown"
+    return f"cli:{login}"
+
+
+def say_local_admin(err: TextIO) -> None:
+    identity = local_identity(cli_actor())
+    print(f"qwen-dash CLI: acting as {identity.label}; no sign-in here.", file=err)
 
 
 def _run_filter_args(p: argparse.ArgumentParser) -> None:
@@ -242,6 +273,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     ordered = [results[k] for k in keys]
+    if store is not None:
+        say_local_admin(sys.stderr)
     run_id = None if store is None else log_run(store, request, results, sys.stderr)
     if args.json:
         print(json.dumps([r.to_dict() | {"run_id": run_id} for r in ordered], indent=2))
@@ -277,7 +310,8 @@ def _run_filters(args: argparse.Namespace) -> RunFilters:
 
 def cmd_export(args: argparse.Namespace) -> int:
     try:
-        filters = _run_filters(args)
+        filters = replace(_run_filters(args), deleted=None if args.include_deleted else False)
+        say_local_admin(sys.stderr)
         store = open_store()
         if args.output == "-":
             n = store.export(args.format, filters, sys.stdout)
@@ -359,7 +393,7 @@ def log_run(
 ) -> int | None:
     """Save the run; on failure say so and keep going: the answers are printed all the same."""
     try:
-        return store.save_comparison(request, results, kind="cli")
+        return store.save_comparison(request, results, kind="cli", user=cli_actor())
     except (StoreError, SQLAlchemyError) as exc:
         print(f"warning: run not logged: {exc}", file=err)
         return None
@@ -453,6 +487,44 @@ def _suite_report(live: Any, args: argparse.Namespace) -> int:
     return suite_report.exit_status(live)
 
 
+def cmd_change(args: argparse.Namespace) -> int:
+    """delete / restore one run, as the local admin."""
+    say_local_admin(sys.stderr)
+    try:
+        store = open_store()
+        change = store.delete_run if args.command == "delete" else store.restore_run
+        done = change(args.run_id, actor=cli_actor())
+    except StoreError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if not done:
+        state = (
+            "no such run, or it is deleted already"
+            if args.command == "delete"
+            else ("no such run, or it is not deleted")
+        )
+        print(f"error: run {args.run_id}: {state}", file=sys.stderr)
+        return 1
+    print(f"run {args.run_id} {args.command}d")
+    return 0
+
+
+def cmd_audit(args: argparse.Namespace) -> int:
+    say_local_admin(sys.stderr)
+    try:
+        events = open_store().audit_log(run_id=args.run, limit=args.limit)
+    except StoreError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    for e in events:
+        run = f"run {e.run_id}" if e.run_id is not None else "-"
+        detail = json.dumps(e.detail, ensure_ascii=False, sort_keys=True)
+        print(
+            f"{e.at.isoformat(timespec='seconds')}  {e.actor or '-'}  {e.action}  {run}  {detail}"
+        )
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     # Sub-commands owned by other modules take their own arguments.
@@ -478,13 +550,17 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_votes(args)
         if args.command == "leaderboard":
             return cmd_leaderboard(args)
+        if args.command == "suite":
+            return cmd_suite_run(args)
+        if args.command in ("delete", "restore"):
+            return cmd_change(args)
+        if args.command == "audit":
+            return cmd_audit(args)
         if args.bench == "arena":
             from qwen_dash.bench.arena import run_arena_bench
 
             run_arena_bench(args.battles, args.models, args.rounds, args.runs, args.json)
             return 0
-        if args.command == "suite":
-            return cmd_suite_run(args)
         if args.bench == "suite":
             from qwen_dash.bench.suite import run_suite_bench
 

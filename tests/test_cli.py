@@ -103,3 +103,25 @@ def test_unwritable_database_fails_at_start_not_after_the_run(tmp_path: Path) ->
     assert proc.returncode == 2
     assert proc.stderr.startswith("error: ") and "Traceback" not in proc.stderr
     assert "Loading" not in proc.stderr  # no worker was started
+
+
+def test_the_cli_acts_as_a_local_admin_and_says_so(cli_env: dict[str, str]) -> None:
+    from qwen_dash.store import open_store
+    from tests.conftest_db import make_comparison
+
+    store = open_store(cli_env["QWEN_DASH_DB_URL"])
+    run_id = store.save_comparison(*make_comparison("owned by someone"), user="ana@example.com")
+    store.close()
+    deleted = run_cli("delete", str(run_id), env=cli_env)
+    assert deleted.returncode == 0, deleted.stderr
+    assert "acting as cli:" in deleted.stderr and "(local admin)" in deleted.stderr
+    assert run_cli("delete", str(run_id), env=cli_env).returncode == 1
+    exported = run_cli("export", env=cli_env)
+    assert exported.returncode == 0 and exported.stdout == ""  # deleted runs are left out
+    everything = run_cli("export", "--include-deleted", env=cli_env)
+    assert json.loads(everything.stdout)["deleted_by"].startswith("cli:")
+    assert run_cli("restore", str(run_id), env=cli_env).returncode == 0
+    audit = run_cli("audit", "--run", str(run_id), env=cli_env)
+    lines = audit.stdout.splitlines()
+    assert [line.split()[2] for line in lines] == ["run.restore", "run.delete", "run.save"]
+    assert "ana@example.com" in lines[-1]

@@ -166,14 +166,17 @@ def test_tags_notes_and_delete(store: Store) -> None:
     with pytest.raises(StoreError, match="no run 999"):
         store.set_notes(999, "x")
 
-    assert store.delete_run(run_id) is True
+    assert store.delete_run(run_id) is True  # soft: hidden, kept, restorable
     assert store.delete_run(run_id) is False
     assert store.get_run(run_id) is None
     assert ids(store.list_runs(RunFilters(tag="z"))) == []
     assert ids(store.list_runs(RunFilters(text="tag me"))) == []
-    with store.reading() as session:  # generations and votes went with the run
-        assert session.scalar(select(func.count()).select_from(Generation)) == 2
     assert ids(store.list_runs()) == [other]
+    assert store.purge_run(run_id) is True  # for good: generations and votes go with it
+    assert store.purge_run(run_id) is False
+    with store.reading() as session:
+        assert session.scalar(select(func.count()).select_from(Generation)) == 2
+    assert ids(store.list_runs(RunFilters(deleted=None))) == [other]
 
 
 def test_a_failure_mid_save_leaves_no_half_run(store: Store) -> None:

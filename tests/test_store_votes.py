@@ -177,11 +177,20 @@ def test_export_then_import_into_another_database_gives_the_same_records(
         other.close()
 
 
-def test_deleting_a_run_deletes_its_votes(store: Store) -> None:
+def test_a_deleted_runs_votes_stop_counting_and_purging_removes_them(store: Store) -> None:
     run_id = save(store)
     store.cast_vote(run_id, "a", sides=[MODEL_A, MODEL_B], voter="ana", blind=True)
     store.cast_vote(run_id, "b", sides=[MODEL_A, MODEL_B], voter="ana", blind=True)
-    assert store.delete_run(run_id)
+
+    def battles() -> int:
+        return len(store.battles(EVERYTHING)["winner"])
+
+    assert battles() == 1
+    assert store.delete_run(run_id, actor="admin")  # soft: restorable, so the votes are kept
+    assert battles() == 0
+    assert store.restore_run(run_id, actor="admin")
+    assert battles() == 1
+    assert store.purge_run(run_id)
     assert count(store, Vote) == count(store, VoteBattle) == count(store, VoteChange) == 0
 
 

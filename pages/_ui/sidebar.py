@@ -1,11 +1,14 @@
-"""The sidebar every page shares: who I am, the database in use, each model's state."""
+"""The sidebar every page shares: who I am (signed in, or the local name), the database in use,
+each model's state."""
 
 from __future__ import annotations
 
 import streamlit as st
 
+from pages._ui.auth import account_panel, admitted
 from pages._ui.resources import get_outbox, model_labels, store_or_none
 from pages._ui.text import literal, md
+from qwen_dash.core.access import Identity
 from qwen_dash.engine import ModelPool, WorkerStatus
 from qwen_dash.store import StoreError, describe, resolve_url
 from qwen_dash.views.display import source_label
@@ -21,8 +24,10 @@ STATE_ICONS = {
 
 
 def current_user() -> str | None:
-    name = (st.session_state.get("user") or "").strip()
-    return name or None
+    """What this person's runs, votes and changes are recorded under: the signed-in email on a
+    team server, the typed name (or None) on a local dashboard."""
+    identity = admitted()
+    return identity.name if identity is not None else None
 
 
 def _database_line() -> str:
@@ -65,14 +70,9 @@ def model_status_panel(pool: ModelPool, progress: bool = True) -> None:
         st.caption(md("Source: {s} (set by QWEN_DASH_SOURCE)", s=pool.source))
 
 
-def sidebar(pool: ModelPool | None) -> None:
+def sidebar(pool: ModelPool | None, identity: Identity) -> None:
     with st.sidebar:
-        st.text_input(
-            "Who am I",
-            key="user",
-            placeholder="your name (logged with your runs)",
-            persist_state="session",
-        )
+        account_panel(identity)
         st.caption(md("Database: {db}", db=_database_line()))
         _store_notices()
         if pool is None:

@@ -7,8 +7,10 @@ from collections.abc import Callable, Mapping, Sequence
 
 import streamlit as st
 
+from pages._ui.auth import admitted
 from pages._ui.sidebar import current_user
 from pages._ui.text import literal, md
+from qwen_dash.core.access import can_vote, refusal
 from qwen_dash.core.arena import SIDE_LETTERS
 from qwen_dash.store import Store, StoreError
 from qwen_dash.views.leaderboard import PAIRWISE_NOTE, verdict_text, vote_choices
@@ -37,6 +39,10 @@ def _cast(
     blind: bool,
     done: Callable[[str], None] | None,
 ) -> None:
+    identity = admitted()
+    if identity is None or not can_vote(identity):  # the button was disabled; check again
+        st.session_state["vote_error"] = refusal("vote", identity) if identity else "Sign in."
+        return
     try:
         result = store.cast_vote(run_id, winner, sides=sides, voter=voter(), blind=blind)
     except StoreError as exc:
@@ -65,6 +71,9 @@ def vote_buttons(
     so far, if any. ``names``: put the model names on the buttons (named votes).
     """
     sides = list(sides)
+    identity = admitted()
+    allowed = identity is not None and can_vote(identity)
+    why = "" if allowed or identity is None else refusal("vote", identity)
     with st.container(horizontal=True, vertical_alignment="center", key="vote-buttons"):
         for winner, text in vote_choices(len(sides)):
             if names and winner in SIDE_LETTERS:
@@ -75,6 +84,8 @@ def vote_buttons(
                 type="primary" if winner == current else "secondary",
                 on_click=_cast,
                 args=(store, run_id, winner, sides, blind, done),
+                disabled=not allowed,
+                help=None if allowed else literal(why),
             )
     if len(sides) > 2:
         st.caption(PAIRWISE_NOTE)

@@ -24,3 +24,16 @@ def suites_dir() -> Path:
     else the repository's ``suites/`` folder."""
     env = os.environ.get("QWEN_DASH_SUITES")
     return Path(env).expanduser() if env else Path(__file__).resolve().parents[2] / "suites"
+
+
+DEFAULT_QUEUE_CAP = 3
+
+
+def queue_cap() -> int:
+    """How many requests one person may have waiting or running at once on the local workers:
+    ``$QWEN_DASH_QUEUE_CAP``, else 3 (at least 1)."""
+    raw = os.environ.get("QWEN_DASH_QUEUE_CAP", "")
+    try:
+        return max(1, int(raw)) if raw.strip() else DEFAULT_QUEUE_CAP
+    except ValueError:
+        return DEFAULT_QUEUE_CAP

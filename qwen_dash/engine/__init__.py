@@ -5,7 +5,7 @@ checks). See docs/architecture.md, "Process boundaries".
 """
 
 from qwen_dash.engine.comparison import Comparison
-from qwen_dash.engine.pool import ModelPool
+from qwen_dash.engine.pool import ModelPool, QueueFull
 from qwen_dash.engine.protocol import Event, WorkerStatus
 
-__all__ = ["Comparison", "Event", "ModelPool", "WorkerStatus"]
+__all__ = ["Comparison", "Event", "ModelPool", "QueueFull", "WorkerStatus"]

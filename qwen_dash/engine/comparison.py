@@ -70,9 +70,16 @@ class Workers(Protocol):
 class Comparison:
     """One request answered by several models; events are polled by whoever asked."""
 
-    def __init__(self, pool: Workers, request: CompareRequest, timeout_s: float) -> None:
+    def __init__(
+        self,
+        pool: Workers,
+        request: CompareRequest,
+        timeout_s: float,
+        person: str | None = None,
+    ) -> None:
         self.pool = pool
         self.request = request
+        self.person = person  # whose turn it takes on local workers (fair turns)
         self.id = uuid.uuid4().hex
         self.timeout_s = timeout_s
         self.events: queue.SimpleQueue[Event] = queue.SimpleQueue()
@@ -86,6 +93,7 @@ class Comparison:
         self._timers: list[threading.Timer] = []
         self._partial: dict[str, Partial] = {}  # what streamed so far, kept if a worker dies
         self._callbacks: list[Callable[[Comparison], None]] = []
+        self._waiting: set[str] = set()  # models whose job waits its turn in the dashboard
 
     def job_id(self, key: str) -> str:
         return f"{self.id}:{key}"
@@ -115,29 +123,42 @@ class Comparison:
             "received_ns": self.received_ns,
             "template": self.request.template,
             "prompt_tokens": self.request.prompt_tokens,
+            "person": self.person or "",
         }
-        timer = threading.Timer(
-            self.timeout_s,
-            self._time_out,
-            args=(key,),
-        )
-        timer.daemon = True
-        self._timers.append(timer)
-        timer.start()
+        self._arm_timer(key)
         handle.send(job, functools.partial(self._on_event, key))
         return True
 
+    def _arm_timer(self, key: str) -> None:
+        timer = threading.Timer(self.timeout_s, self._time_out, args=(key,))
+        timer.daemon = True
+        self._timers.append(timer)
+        timer.start()
+
     def _time_out(self, key: str) -> None:
-        if key not in self.results:
-            handle = self.pool.workers[key]
-            reason = f"timed out after {self.timeout_s:g} s"
-            if isinstance(handle, WorkerHandle):
-                reason += "; it restarts on the next request"
-            handle.abandon(self.job_id(key), reason)
+        if key in self.results or self._done.is_set():
+            return
+        if key in self._waiting:  # waiting its turn is not hanging: the clock starts again
+            self._arm_timer(key)
+            return
+        handle = self.pool.workers[key]
+        reason = f"timed out after {self.timeout_s:g} s"
+        if isinstance(handle, WorkerHandle):
+            reason += "; it restarts on the next request"
+        handle.abandon(self.job_id(key), reason)
 
     def _on_event(self, key: str, event: dict[str, Any]) -> None:
         kind = event["event"]
-        if kind == "started":
+        if kind == "waiting":
+            self._waiting.add(key)
+            position, eta = event["position"], event["eta_s"]
+            self.events.put(Event(key, "queued", position=position, eta_s=eta))
+        elif kind == "dropped":
+            self._waiting.discard(key)
+            self._fail_unsubmitted(event["message"], [key])
+            self._after_result()
+        elif kind == "started":
+            self._waiting.discard(key)
             self.events.put(Event(key, "started"))
         elif kind == "delta":
             self._partial.setdefault(key, Partial()).add(event)
@@ -200,10 +221,14 @@ class Comparison:
                 return
         callback(self)
 
-    def _fail_unsubmitted(self, why: str) -> None:
+    def _fail_unsubmitted(self, why: str, keys: list[str] | None = None) -> None:
+        """Cancelled results for the models not yet sent (or ``keys``: dropped from the line)."""
         with self._lock:
-            todo, self._todo = self._todo, []
-        for key in todo:
+            if keys is None:
+                keys, self._todo = self._todo, []
+        for key in keys:
+            if key in self.results:
+                continue
             spec = self.pool.workers[key].spec
             result = GenerationResult(
                 model_key=key,

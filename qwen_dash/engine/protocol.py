@@ -9,7 +9,9 @@ exact token count the prompt must have, else the job fails with a message),
 Events (worker -> pool, JSON lines on its stdout): ``progress`` (message, fraction), ``ready``
 (info), ``load_failed`` (message), then per job ``started`` (start_ns), ``delta`` (one per token:
 part, text, n, t_ms) and ``result`` (the GenerationResult as a dict, start_ns, end_ns). The pool
-adds ``worker_died`` for the jobs of a worker that exited.
+adds ``worker_died`` for the jobs of a worker that exited, and, for a job waiting its turn in the
+dashboard (``turns``), ``waiting`` (position, eta_s) and ``dropped`` (cancelled before its turn).
+A generate command names its ``person`` (whose turn it is); the worker ignores it.
 """
 
 from __future__ import annotations
@@ -25,7 +27,9 @@ WORKER_MODULE = "qwen_dash.worker"
 @dataclass
 class Event:
     """Something that happened to one model's answer. ``kind`` is one of: queued, started,
-    delta, result."""
+    delta, result. A ``queued`` event of a request waiting its turn has its ``position`` in line
+    (1 = next) and ``eta_s``, the estimated seconds until it starts (None before the worker has
+    timed a generation)."""
 
     model_key: str
     kind: str
@@ -34,6 +38,8 @@ class Event:
     n: int = 0
     t_ms: float | None = None
     result: GenerationResult | None = None
+    position: int | None = None
+    eta_s: float | None = None
 
 
 @dataclass

@@ -1,4 +1,5 @@
-"""The store: every run, its generations, tags and votes, in SQLite or PostgreSQL.
+"""The store: every run, its generations, tags and votes, and the audit log of who changed what,
+in SQLite or PostgreSQL.
 
 This is its public front; pages, the CLI and the benches import from here, not from the modules
 behind it (docs/architecture.md, "The store"). Open with :func:`open_store` (it migrates first).
@@ -26,6 +27,7 @@ from qwen_dash.store.export import run_to_dict
 from qwen_dash.store.filters import RunFilters
 from qwen_dash.store.repository import PAGE_SIZE, RunPage, Store
 from qwen_dash.store.runs import build_run
+from qwen_dash.store.schema import AuditEvent
 from qwen_dash.store.suites import (
     SuiteCaseRef,
     SuitePassPoint,
@@ -50,6 +52,7 @@ __all__ = [
     "RECORD_FIELDS",
     "TREND_KEYS",
     "TREND_METRICS",
+    "AuditEvent",
     "Bucket",
     "CastVote",
     "ImportResult",

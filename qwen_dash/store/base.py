@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import inspect
 from sqlalchemy.engine import URL
@@ -26,7 +27,8 @@ from qwen_dash.store.database import (
 )
 from qwen_dash.store.filters import Conditions
 from qwen_dash.store.rollups import TrendRollups
-from qwen_dash.store.schema import Run
+from qwen_dash.store.runs import utcnow
+from qwen_dash.store.schema import AuditEvent, Run
 
 FileId = tuple[int, int]  # (device, inode)
 
@@ -123,7 +125,17 @@ class StoreBase:
         session.flush()
         if self.rollups is not None:
             self.rollups.mark_run(session, run)
+        self._audit(session, run.user, "run.save", run.id, {"kind": run.kind})
         return run.id
+
+    @staticmethod
+    def _audit(
+        session: Session, actor: str | None, action: str, run_id: int | None, detail: Any
+    ) -> None:
+        """Record one change, in the transaction that makes it."""
+        session.add(
+            AuditEvent(at=utcnow(), actor=actor, action=action, run_id=run_id, detail=detail)
+        )
 
     @contextmanager
     def writing(self) -> Iterator[Session]:

@@ -30,6 +30,8 @@ RUN_FIELDS = (
     "prompt",
     "system_prompt",
     "notes",
+    "deleted_at",
+    "deleted_by",
 )
 DERIVED = tuple(name for name in METRIC_NAMES if name not in MEASURED)
 # Measured metrics, the start time, then the derived ones: the order exports have always had.

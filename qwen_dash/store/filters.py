@@ -27,7 +27,8 @@ class RunFilters:
     ``text``: exact substring, case-insensitive (Unicode case folding), of the prompt, system
     prompt, any output, reasoning or error. ``models``/``sources``: the run has a generation of
     one of these models / from one of these sources (in trends: only those generations count).
-    ``since`` inclusive, ``until`` exclusive, both timezone-aware.
+    ``since`` inclusive, ``until`` exclusive, both timezone-aware. ``deleted``: False (the
+    default) leaves soft-deleted runs out, True keeps only them, None keeps both.
     """
 
     text: str | None = None
@@ -41,6 +42,7 @@ class RunFilters:
     kind: str | None = None
     user: str | None = None
     conversation_id: str | None = None
+    deleted: bool | None = False
 
     def needs_run(self, keys: Sequence[str] = ()) -> bool:
         """Whether a generations query must join runs for these filters and group keys."""
@@ -60,6 +62,7 @@ class Conditions:
     def runs(self, f: RunFilters, text_index: bool = True) -> list[ColumnElement[bool]]:
         """Conditions on ``Run``: the run matches ``f``."""
         out = self.common(f, Run.created_at, text_index)
+        out += self.run_deleted(f)
         if f.models or f.sources:
             g = aliased(Generation)
             gen_match = [g.run_id == Run.id]
@@ -75,6 +78,7 @@ class Conditions:
     def generations(self, f: RunFilters, g: Any = Generation) -> list[ColumnElement[bool]]:
         """Conditions on generations (``g``): only the generations ``f`` asks for count."""
         out = self.common(f, g.created_at)
+        out += self.generation_deleted(f, g)
         if f.models:
             out.append(g.model_key.in_(f.models))
         if f.sources:
@@ -82,6 +86,23 @@ class Conditions:
         if f.mode:
             out.append(g.mode == f.mode)
         return out
+
+    @staticmethod
+    def run_deleted(f: RunFilters) -> list[ColumnElement[bool]]:
+        """Soft-deleted runs out (the default), only them, or both."""
+        if f.deleted is None:
+            return []
+        return [Run.deleted_at.is_not(None) if f.deleted else Run.deleted_at.is_(None)]
+
+    @staticmethod
+    def generation_deleted(f: RunFilters, g: Any = Generation) -> list[ColumnElement[bool]]:
+        """:meth:`run_deleted` for a query on generations alone, without joining runs: the
+        deleted runs are few, and their ids come from runs' ``deleted_at`` index."""
+        if f.deleted is None:
+            return []
+        deleted_ids = select(Run.id).where(Run.deleted_at.is_not(None))
+        in_deleted = g.run_id.in_(deleted_ids)
+        return [in_deleted if f.deleted else ~in_deleted]
 
     def common(
         self, f: RunFilters, created_at: Any, text_index: bool = True

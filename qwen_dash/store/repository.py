@@ -1,4 +1,9 @@
-"""The runs: save, find, tag, vote on, delete and export them (the write and read paths)."""
+"""The runs: save, find, tag, vote on, delete, restore and export them (the write and read paths).
+
+Every change records who made it (``actor``: the signed-in person's email, a local user's name,
+the CLI) in the audit log, in the same transaction as the change. Who may make which change is
+decided above the store (``qwen_dash.core.access``); the store records, it does not judge.
+"""
 
 from __future__ import annotations
 
@@ -14,13 +19,14 @@ from qwen_dash.core.request import CompareRequest
 from qwen_dash.store import export
 from qwen_dash.store.database import StoreError
 from qwen_dash.store.filters import RunFilters
-from qwen_dash.store.runs import build_run, clean_tags
-from qwen_dash.store.schema import Generation, Run, RunTag
+from qwen_dash.store.runs import build_run, clean_tags, utcnow
+from qwen_dash.store.schema import AuditEvent, Generation, Run, RunTag
 from qwen_dash.store.suites import SuiteQueries
 from qwen_dash.store.trends import TrendQueries
 from qwen_dash.store.votes import VoteQueries
 
 PAGE_SIZE = 50
+AUDIT_PAGE = 200
 RECENT_SCAN = 5_000  # newest runs a text search scans before it asks the trigram index
 Rows = list[dict[str, Any]]
 
@@ -98,11 +104,12 @@ class Store(TrendQueries, VoteQueries, SuiteQueries):
 
     # ---- reading ---------------------------------------------------------------------------
 
-    def get_run(self, run_id: int) -> Run | None:
-        """A run with everything: generations (with token times, environment), tags, votes."""
+    def get_run(self, run_id: int, *, include_deleted: bool = False) -> Run | None:
+        """A run with everything: generations (with token times, environment), tags, votes.
+        A deleted run is None unless ``include_deleted`` (an admin restoring it)."""
         stmt = (
             select(Run)
-            .where(Run.id == run_id)
+            .where(Run.id == run_id, *([] if include_deleted else [Run.deleted_at.is_(None)]))
             .options(
                 selectinload(Run.generations).options(
                     undefer(Generation.token_times), undefer(Generation.environment)
@@ -144,7 +151,12 @@ class Store(TrendQueries, VoteQueries, SuiteQueries):
         """
         if not self.conditions.has_fts:
             return None
-        recent = select(Run.id).order_by(Run.created_at.desc(), Run.id.desc()).limit(RECENT_SCAN)
+        recent = (
+            select(Run.id)
+            .where(*self.conditions.run_deleted(f))
+            .order_by(Run.created_at.desc(), Run.id.desc())
+            .limit(RECENT_SCAN)
+        )
         conditions = [*self.conditions.runs(f, text_index=False), Run.id.in_(recent)]
         stmt = select(Run).where(*conditions).order_by(Run.created_at.desc(), Run.id.desc())
         runs = list(session.scalars(self._page(stmt, page, page_size)))
@@ -161,46 +173,119 @@ class Store(TrendQueries, VoteQueries, SuiteQueries):
             return session.scalar(stmt) or 0
 
     def filter_options(self) -> dict[str, list[str]]:
-        """Distinct models, sources and tags, for filter widgets.
+        """Distinct models, sources and tags of the runs that are not deleted, for filters.
 
         Each list is read by a loose index scan (:func:`distinct_values`): one index probe per
         distinct value, so the cost follows how many values there are, not how many rows (a
-        plain SELECT DISTINCT reads every generation on every History and Trends render)."""
+        plain SELECT DISTINCT reads every generation on every History and Trends render). A
+        value found only on deleted runs is then left out, one indexed probe per value."""
+        not_deleted = RunFilters()
         columns = {
-            "models": Generation.model_key,
-            "sources": Generation.source,
-            "tags": RunTag.tag,
+            "models": (Generation.model_key, self.conditions.generation_deleted(not_deleted)),
+            "sources": (Generation.source, self.conditions.generation_deleted(not_deleted)),
+            "tags": (RunTag.tag, self.conditions.generation_deleted(not_deleted, RunTag)),
         }
         with self.reading() as session:
-            return {name: sorted(distinct_values(session, c)) for name, c in columns.items()}
+            return {
+                name: sorted(
+                    v
+                    for v in distinct_values(session, column)
+                    if _live(session, column, v, live_only)
+                )
+                for name, (column, live_only) in columns.items()
+            }
 
     # ---- editing ---------------------------------------------------------------------------
 
-    def set_tags(self, run_id: int, tags: Iterable[str]) -> list[str]:
+    def set_tags(self, run_id: int, tags: Iterable[str], *, actor: str | None = None) -> list[str]:
         """Replace a run's tags; returns them cleaned. StoreError when the run does not exist."""
         cleaned = clean_tags(tags)
         with self.writing() as session:
-            self._require(session, run_id)
+            run = self._require(session, run_id)
+            before = run.tags
+            if before == cleaned:
+                return cleaned
             session.execute(delete(RunTag).where(RunTag.run_id == run_id))
             session.add_all(RunTag(run_id=run_id, tag=t) for t in cleaned)
+            self._audit(session, actor, "run.tags", run_id, {"before": before, "after": cleaned})
         return cleaned
 
-    def set_notes(self, run_id: int, notes: str | None) -> None:
+    def set_notes(self, run_id: int, notes: str | None, *, actor: str | None = None) -> None:
         with self.writing() as session:
-            self._require(session, run_id).notes = notes or None
+            run = self._require(session, run_id)
+            before, run.notes = run.notes, notes or None
+            if before != run.notes:
+                detail = {"before": before, "after": run.notes}
+                self._audit(session, actor, "run.notes", run_id, detail)
 
-    def delete_run(self, run_id: int) -> bool:
-        """Delete a run with its generations, tags and votes; False when there was none."""
+    def delete_run(self, run_id: int, *, actor: str | None = None) -> bool:
+        """Soft-delete a run: it records who and when, and leaves lists, filters, trends and
+        exports; :meth:`restore_run` brings it back. False when there is no such run (or it
+        is deleted already)."""
+        with self.writing() as session:
+            run = session.get(Run, run_id)
+            if run is None or run.deleted_at is not None:
+                return False
+            run.deleted_at, run.deleted_by = utcnow(), actor
+            if self.rollups is not None:
+                self.rollups.mark_run_id(session, run_id)
+            self._audit(session, actor, "run.delete", run_id, {"owner": run.user})
+            return True
+
+    def restore_run(self, run_id: int, *, actor: str | None = None) -> bool:
+        """Undo a soft delete; False when the run does not exist or is not deleted."""
+        with self.writing() as session:
+            run = session.get(Run, run_id)
+            if run is None or run.deleted_at is None:
+                return False
+            detail = {"deleted_by": run.deleted_by, "deleted_at": run.deleted_at.isoformat()}
+            run.deleted_at = run.deleted_by = None
+            if self.rollups is not None:
+                self.rollups.mark_run_id(session, run_id)
+            self._audit(session, actor, "run.restore", run_id, detail)
+            return True
+
+    def purge_run(self, run_id: int) -> bool:
+        """Delete a run for good, with its generations, tags and votes (its audit records stay);
+        False when there was none. Not offered in the app: a delete there is soft."""
         with self.writing() as session:
             if self.rollups is not None:
                 self.rollups.mark_run_id(session, run_id)
             result = cast(CursorResult[Any], session.execute(delete(Run).where(Run.id == run_id)))
             return result.rowcount > 0
 
+    # ---- the audit log ---------------------------------------------------------------------
+
+    def audit_log(
+        self,
+        *,
+        run_id: int | None = None,
+        actor: str | None = None,
+        action: str | None = None,
+        limit: int = AUDIT_PAGE,
+    ) -> list[AuditEvent]:
+        """The newest audit records first, optionally of one run, one person or one action."""
+        conditions = []
+        if run_id is not None:
+            conditions.append(AuditEvent.run_id == run_id)
+        if actor:
+            conditions.append(AuditEvent.actor == actor)
+        if action:
+            conditions.append(AuditEvent.action == action)
+        stmt = (
+            select(AuditEvent)
+            .where(*conditions)
+            .order_by(AuditEvent.at.desc(), AuditEvent.id.desc())
+            .limit(limit)
+        )
+        with self.reading() as session:
+            return list(session.scalars(stmt))
+
     @staticmethod
     def _require(session: Session, run_id: int) -> Run:
+        """The run, for a change; a deleted run cannot be changed (restore it first)."""
         run = session.get(Run, run_id)
-        if run is None:
+        if run is None or run.deleted_at is not None:
             raise StoreError(f"There is no run {run_id}.")
         return run
 
@@ -241,6 +326,12 @@ def distinct_values_query(column: Any) -> Select[Any]:
     following = select(func.min(column)).where(column > found.c.value).scalar_subquery()
     found = found.union_all(select(following).where(found.c.value.is_not(None)))
     return select(found.c.value).where(found.c.value.is_not(None))
+
+
+def _live(session: Session, column: Any, value: Any, conditions: list[Any]) -> bool:
+    """Whether ``value`` of ``column`` occurs on a run that is not deleted (one probe)."""
+    probe = select(column).where(column == value, *conditions).limit(1)
+    return session.execute(probe).first() is not None
 
 
 def distinct_values(session: Session, column: Any) -> list[Any]:

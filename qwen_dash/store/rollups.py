@@ -42,7 +42,7 @@ from sqlalchemy.orm import Session
 
 from qwen_dash.core.metrics import TREND_METRICS
 from qwen_dash.store.aggregates import SqlDialect
-from qwen_dash.store.filters import RunFilters
+from qwen_dash.store.filters import Conditions, RunFilters
 from qwen_dash.store.schema import ROLLUP_ANY, ROLLUP_STATS, Generation, Run, TrendRollup
 
 # The rollup's series key (each row is one of these) and its splits.
@@ -76,9 +76,14 @@ def _aligned(when: datetime | None, bucket_kind: str) -> bool:
     return when is None or bucket_start(when, bucket_kind) == when
 
 
+_LIVE = RunFilters()  # rollups count the runs that are not deleted
+
+
 def plan(filters: RunFilters, bucket_kind: str, keys: Sequence[str]) -> RollupQuery | None:
     """The rollup query for these trend arguments, or None when only the direct one is exact."""
     f = filters
+    if f.deleted is not False:  # rollups count the runs that are not deleted
+        return None
     if f.text or f.tag or f.user or f.conversation_id or len(set(keys)) != len(keys):
         return None
     if not (_aligned(f.since, bucket_kind) and _aligned(f.until, bucket_kind)):
@@ -284,7 +289,7 @@ class TrendRollups:
             thinking.label("thinking"),
             kind.label("kind"),
             *(getattr(g, m).label(m) for m in TREND_METRICS),
-        ).where(g.status == "ok", scope)
+        ).where(g.status == "ok", scope, *Conditions.generation_deleted(_LIVE, g))
         return stmt.join(Run, Run.id == g.run_id) if needs_run else stmt
 
     # ---- reading -------------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""The database schema, in one place: runs, their generations, tags, votes, trend rollups.
+"""The database schema, in one place: runs, their generations, tags, votes, trend rollups, and
+the audit log of who changed what.
 
 SQLAlchemy 2 typed ORM. Alembic migrations under ``db/versions`` create exactly these tables; a
 test checks that autogenerate finds no difference. Objects that only one dialect has (SQLite's FTS5
@@ -50,6 +51,7 @@ ROLLUP_ANY = "*"
 SUITE_RUN_STATUSES = ("running", "done", "stopped", "failed")
 # One case's verdict for one model (qwen_dash.quality.assertions STATUS_*).
 SUITE_CASE_STATUSES = ("pass", "fail", "error")
+AUDIT_ACTIONS = ("run.save", "run.delete", "run.restore", "run.tags", "run.notes", "vote.add")
 
 # Dialect-specific search structures made by migration 0002; autogenerate ignores them.
 SEARCH_OBJECTS = frozenset({"runs_fts", "ix_runs_search_trgm"})
@@ -153,6 +155,10 @@ class Run(Base):
     turn: Mapped[int] = mapped_column(default=0)
     # Added by migration 0002: the folded prompt and outputs, which the search indexes cover.
     search_text: Mapped[str] = mapped_column(Text, default="", deferred=True)
+    # Added by migration 0006: a delete is soft (who and when); lists, filters, trends and
+    # exports leave deleted runs out unless asked, and an admin can restore them.
+    deleted_at: Mapped[datetime | None] = mapped_column(index=True)
+    deleted_by: Mapped[str | None] = mapped_column(String(255))
 
     generations: Mapped[list[Generation]] = relationship(
         back_populates="run",
@@ -170,6 +176,10 @@ class Run(Base):
     @property
     def tags(self) -> list[str]:
         return [t.tag for t in self.tag_rows]
+
+    @property
+    def deleted(self) -> bool:
+        return self.deleted_at is not None
 
     def generation(self, model_key: str) -> Generation | None:
         return next((g for g in self.generations if g.model_key == model_key), None)
@@ -317,6 +327,26 @@ class VoteChange(Base):
     new_winner: Mapped[str] = mapped_column(String(16))
     old_sides: Mapped[list[Any]]
     new_sides: Mapped[list[Any]]
+
+
+class AuditEvent(Base):
+    """Who changed what, when, on which run: saves, votes, tags, notes, deletes, restores.
+
+    ``run_id`` is a plain column, not a foreign key: the record outlives the run it names.
+    ``detail`` holds what changed (the tags before and after, the vote, ...)."""
+
+    __tablename__ = "audit_events"
+    __table_args__ = (
+        CheckConstraint(f"action IN {AUDIT_ACTIONS!r}", name="action"),
+        Index("ix_audit_events_at_id", "at", "id"),  # newest first, ties by id
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime]
+    actor: Mapped[str | None] = mapped_column(String(255))
+    action: Mapped[str] = mapped_column(String(32))
+    run_id: Mapped[int | None] = mapped_column(index=True)
+    detail: Mapped[dict[str, Any]]
 
 
 class TrendRollup(Base):

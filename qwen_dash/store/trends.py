@@ -184,7 +184,7 @@ class TrendQueries(StoreBase):
             )
             .join(a, and_(a.run_id == Run.id, a.model_key == model_a, a.status == "ok"))
             .join(b, and_(b.run_id == Run.id, b.model_key == model_b, b.status == "ok"))
-            .where(*self.conditions.common(f, Run.created_at))
+            .where(*self.conditions.common(f, Run.created_at), *self.conditions.run_deleted(f))
         )
         if f.sources:
             stmt = stmt.where(a.source.in_(f.sources), b.source.in_(f.sources))

@@ -192,6 +192,8 @@ class VoteQueries(StoreBase):
         run = session.get(Run, run_id)
         if run is None:
             raise StoreError(f"There is no run {run_id}.")
+        if run.deleted_at is not None:
+            raise StoreError(f"Run {run_id} is deleted: restore it before voting on it.")
         models = {g.model_key for g in run.generations}
         if models and set(sides) != models:
             raise StoreError(
@@ -228,6 +230,8 @@ class VoteQueries(StoreBase):
         for battle in vote.battles:
             battle.battle_key = record_key(export_record(vote, battle))
         session.flush()
+        detail = {"vote": vote.id, "winner": winner, "model_a": sides[0], "model_b": sides[1]}
+        self._audit(session, voter, "vote.add", run_id, detail)
         return CastVote(vote.id, created=created, changed=not created, battles=len(pairs))
 
     def add_vote(
@@ -310,6 +314,8 @@ class VoteQueries(StoreBase):
     def _vote_conditions(self, f: VoteFilters, ga: Any, gb: Any) -> list[ColumnElement[bool]]:
         rf = f.runs
         out = self.conditions.common(rf, Vote.created_at)
+        # A deleted run's votes do not count until it is restored (imported battles have none).
+        out.append(or_(Vote.run_id.is_(None), Run.deleted_at.is_(None)))
         if f.blind_only:
             out.append(Vote.blind.is_(True))
         if not f.include_imported or f.needs_run:

@@ -19,6 +19,7 @@ from typing import Any
 from qwen_dash.core.metrics import GenerationResult
 from qwen_dash.core.request import CompareRequest, Message, RequestError, Settings
 from qwen_dash.engine import Comparison, Event, ModelPool
+from qwen_dash.engine.turns import describe_wait
 from qwen_dash.store.outbox import Outbox, PendingSave
 
 LOG_WAIT_S = 10.0
@@ -37,10 +38,16 @@ class ColumnState:
     last_reasoning_ms: float | None = None
     last_t_ms: float | None = None
     result: GenerationResult | None = None
+    position: int | None = None  # place in line for the local worker (1 = next)
+    eta_s: float | None = None
+    eta_at: float = 0.0  # when the estimate was made (time.monotonic)
 
     def apply(self, event: Event) -> None:
         if event.kind == "queued":
             self.state = "queued"
+            if event.position is not None:
+                self.position, self.eta_s = event.position, event.eta_s
+                self.eta_at = time.monotonic()
         elif event.kind == "started":
             self.state = "running"
         elif event.kind == "delta":
@@ -58,6 +65,16 @@ class ColumnState:
             self.result = event.result
             self.answer = event.result.text
             self.reasoning = event.result.reasoning or ""
+
+    def place_in_line(self, now: float | None = None) -> str | None:
+        """ "2nd in line, about 40 s" while this answer waits its turn, else None. The estimate
+        counts down between the updates the pool sends."""
+        if self.state != "queued" or self.position is None:
+            return None
+        eta = self.eta_s
+        if eta is not None:
+            eta = max(0.0, eta - ((now or time.monotonic()) - self.eta_at))
+        return describe_wait(self.position, eta)
 
     @property
     def has_reasoning(self) -> bool:
@@ -292,14 +309,16 @@ def start(
     rng: random.Random | None = None,
 ) -> LiveComparison:
     """Validate and start a comparison, and log it when it finishes. RequestError on a request
-    the user can fix. With ``blind``, the side order is drawn (see
-    :meth:`Conversation.blind_sides`) and logged in the run's meta as ``arena``."""
+    the user can fix (QueueFull when ``user`` has as many requests in line as one may; ``user``
+    also decides whose turn the request takes on the local workers). With ``blind``, the side
+    order is drawn (see :meth:`Conversation.blind_sides`) and logged in the run's meta as
+    ``arena``."""
     sides = conversation.blind_sides(list(request.settings), blind, rng or random.Random())
     if sides is not None:
         request.meta["arena"] = {"blind": True, "sides": sides}
     elif conversation.sides is not None:  # names shown, the columns keep their places
         request.meta["arena"] = {"blind": False, "sides": list(conversation.sides)}
-    comparison = pool.compare(request)
+    comparison = pool.compare(request, person=user)
     live = LiveComparison(
         comparison, request, conversation_id=conversation.id, turn=len(conversation.turns)
     )
