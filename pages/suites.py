@@ -10,17 +10,20 @@ from typing import Any
 
 import streamlit as st
 
+from pages._ui.auth import who
 from pages._ui.navigation import HISTORY_PAGE, ensure_entrypoint
 from pages._ui.resources import get_suite_runner, model_labels, pool_or_stop, store_or_stop
 from pages._ui.sidebar import current_user
 from pages._ui.text import literal, md
 from pages._ui.widgets import show_text
+from qwen_dash.core.access import can_run, refusal
 from qwen_dash.quality.suites import Suite, SuiteError
 from qwen_dash.services.suite_runner import LiveSuiteRun, SuitePlan, SuiteRunError
 from qwen_dash.store import StoreError, SuiteResultRow, SuiteRunInfo
 from qwen_dash.views import suites as view
 
 ensure_entrypoint()
+identity = who()
 pool = pool_or_stop()
 store = store_or_stop()
 runner = get_suite_runner()
@@ -66,6 +69,9 @@ def _load_choice() -> tuple[Suite, str] | None:
 
 
 def _start(suite: Suite, text: str, models: list[str]) -> None:
+    if not can_run(identity):  # the button was disabled; check again
+        state["s_start_error"] = refusal("run", identity)
+        return
     try:
         live = runner.start(SuitePlan(suite, text, tuple(models), current_user()))
     except (SuiteRunError, StoreError) as exc:
@@ -102,7 +108,8 @@ def start_panel() -> None:
                 "Run suite",
                 type="primary",
                 icon=":material/play_arrow:",
-                disabled=not models,
+                disabled=not models or not can_run(identity),
+                help=None if can_run(identity) else literal(refusal("run", identity)),
                 key="s_run_button",
                 on_click=_start,
                 args=(suite, text, models),
@@ -131,7 +138,11 @@ def _live_card(live: LiveSuiteRun) -> None:
             st.caption("Stopping after the case in flight…")
         else:
             st.button(
-                "Stop", icon=":material/stop_circle:", key=f"stop-{live.id}", on_click=live.stop
+                "Stop",
+                icon=":material/stop_circle:",
+                key=f"stop-{live.id}",
+                on_click=live.stop,
+                disabled=not can_run(identity),
             )
 
 
