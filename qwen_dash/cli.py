@@ -478,13 +478,13 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_votes(args)
         if args.command == "leaderboard":
             return cmd_leaderboard(args)
+        if args.command == "suite":
+            return cmd_suite_run(args)
         if args.bench == "arena":
             from qwen_dash.bench.arena import run_arena_bench
 
             run_arena_bench(args.battles, args.models, args.rounds, args.runs, args.json)
             return 0
-        if args.command == "suite":
-            return cmd_suite_run(args)
         if args.bench == "suite":
             from qwen_dash.bench.suite import run_suite_bench
 
