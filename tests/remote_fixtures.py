@@ -42,15 +42,16 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _save_tiny(key: str, folder: Path, chain: list[str] | list[int] | None = None) -> None:
+def _save_tiny(key: str, folder: Path, chain: list[str | int] | None = None) -> None:
     from qwen_dash.worker.sources import build_random
 
     spec = load_specs()[key]
     model, tokenizer = build_random(spec, tiny=True)
     if chain is not None:
-        ids = [t if isinstance(t, int) else tokenizer.convert_tokens_to_ids(t) for t in chain]
-        ids[0] = 10  # "\n" is byte 10 in the byte tokenizer
-        model = _bigram(model, ids)
+        # The chain starts from the prompt's last token, the "\n" after "assistant".
+        newline = tokenizer.encode("\n", add_special_tokens=False)[-1]
+        ids = [t if isinstance(t, int) else tokenizer.convert_tokens_to_ids(t) for t in chain[1:]]
+        model = _bigram(model, [newline, *ids])
     model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
 
@@ -58,7 +59,7 @@ def _save_tiny(key: str, folder: Path, chain: list[str] | list[int] | None = Non
 # A tiny Qwen2.5 that never stops: after the prompt, 40 pseudo-words in a loop, one token and one
 # streamed chunk each (the benchmark's model: the random tiny model mostly repeats newlines, which
 # a server sends as one chunk).
-LOOP_CHAIN: list[int] = [10, *range(1000, 1040), 1000]
+LOOP_CHAIN: list[str | int] = ["\n", *range(1000, 1040), 1000]
 
 
 def save_looper(folder: Path) -> Path:

@@ -126,8 +126,10 @@ def test_thinking_on_and_off_on_the_tiny_qwen3(remote_pool: ModelPool) -> None:
     ).wait(120)[REMOTE3]
     assert off.status == "ok", off.error
     assert off.environment["sent"]["chat_template_kwargs"] == {"enable_thinking": False}
-    # Thinking off puts the empty think block into the prompt: 6 more byte tokens.
-    assert off.n_in == on.n_in + len(["<think>", "\n", "\n", "</think>", "\n", "\n"])
+    # Thinking off puts the empty think block into the prompt: its tokens, by Qwen's tokenizer
+    # (<think>, "\n\n", </think>, "\n\n": 4).
+    block = count_tokens("qwen3", "<think>\n\n</think>\n\n")
+    assert block == 4 and off.n_in == on.n_in + block
 
 
 def test_local_and_remote_side_by_side_in_one_comparison(
