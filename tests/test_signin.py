@@ -203,7 +203,7 @@ def test_a_viewer_cannot_run_vote_edit_or_delete(page: Any, team: dict[str, Any]
     assert page.get_by_role("button", name="Rerun with the same settings").is_disabled()
     assert page.get_by_role("button", name="Delete").is_disabled()
     assert page.get_by_role("button", name="Save tags and notes").is_disabled()
-    assert page.locator(".st-key-vote-a button").is_disabled()
+    assert page.locator(".st-key-vote-a button").first.is_disabled()
     assert "To vote you need the member role" in visible(page.locator('[data-testid="stMain"]'))
     screenshot(page, "signin-viewer-run", tall=True)
 
@@ -213,7 +213,7 @@ def test_a_member_cannot_delete_another_members_run(page: Any, team: dict[str, A
     open_run(page, team, team["ana_run"])
     assert page.get_by_role("button", name="Delete").is_disabled()
     assert page.get_by_role("button", name="Save tags and notes").is_disabled()
-    assert page.locator(".st-key-vote-a button").is_enabled()  # members vote on any run
+    assert page.locator(".st-key-vote-a button").first.is_enabled()  # members vote on any run
     open_run(page, team, team["bo_run"])  # their own run: theirs to delete
     assert page.get_by_role("button", name="Delete").is_enabled()
     assert page.get_by_role("button", name="Save tags and notes").is_enabled()

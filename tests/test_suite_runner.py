@@ -340,7 +340,11 @@ def test_suite_runs_are_stored_listed_and_charted(store: Store) -> None:
     ]
     # Deleting an answer's run keeps the verdict; deleting the suite run removes its verdicts.
     row = store.suite_results(ids[0])[0]
-    assert row.run_id is not None and store.delete_run(row.run_id)
+    # A deleted run is kept (soft delete, restorable): the verdict still links to it. Purging
+    # the run for good keeps the verdict, without its link.
+    assert row.run_id is not None and store.delete_run(row.run_id, actor="admin")
+    assert store.suite_results(ids[0])[0].run_id == row.run_id
+    assert store.purge_run(row.run_id)
     assert store.suite_results(ids[0])[0].run_id is None
     assert store.delete_suite_run(ids[0]) and store.suite_results(ids[0]) == []
     assert store.count_runs() == 3  # the other run's answers stay in History

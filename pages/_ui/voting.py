@@ -7,7 +7,7 @@ from collections.abc import Callable, Mapping, Sequence
 
 import streamlit as st
 
-from pages._ui.auth import admitted
+from pages._ui.auth import admitted, refuse
 from pages._ui.sidebar import current_user
 from pages._ui.text import literal, md
 from qwen_dash.core.access import can_vote, refusal
@@ -87,6 +87,8 @@ def vote_buttons(
                 disabled=not allowed,
                 help=None if allowed else literal(why),
             )
+    if identity is not None and not allowed:
+        refuse("vote", identity)
     if len(sides) > 2:
         st.caption(PAIRWISE_NOTE)
     if error := st.session_state.pop("vote_error", None):

@@ -11,7 +11,20 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, TextIO, cast
 
-from sqlalchemy import CursorResult, Select, delete, func, insert, select, text
+from sqlalchemy import (
+    CursorResult,
+    Select,
+    String,
+    delete,
+    exists,
+    func,
+    insert,
+    literal,
+    select,
+    text,
+    union_all,
+)
+from sqlalchemy import cast as sql_cast
 from sqlalchemy.orm import Session, selectinload, undefer
 
 from qwen_dash.core.metrics import GenerationResult
@@ -186,13 +199,16 @@ class Store(TrendQueries, VoteQueries, SuiteQueries):
             "tags": (RunTag.tag, self.conditions.generation_deleted(not_deleted, RunTag)),
         }
         with self.reading() as session:
+            found = {
+                name: distinct_values(session, column) for name, (column, _) in columns.items()
+            }
+            if not session.execute(
+                select(Run.id).where(Run.deleted_at.is_not(None)).limit(1)
+            ).first():
+                return {name: sorted(values) for name, values in found.items()}
             return {
-                name: sorted(
-                    v
-                    for v in distinct_values(session, column)
-                    if _live(session, column, v, live_only)
-                )
-                for name, (column, live_only) in columns.items()
+                name: sorted(_live_values(session, column, found[name], live))
+                for name, (column, live) in columns.items()
             }
 
     # ---- editing ---------------------------------------------------------------------------
@@ -328,10 +344,20 @@ def distinct_values_query(column: Any) -> Select[Any]:
     return select(found.c.value).where(found.c.value.is_not(None))
 
 
-def _live(session: Session, column: Any, value: Any, conditions: list[Any]) -> bool:
-    """Whether ``value`` of ``column`` occurs on a run that is not deleted (one probe)."""
-    probe = select(column).where(column == value, *conditions).limit(1)
-    return session.execute(probe).first() is not None
+def _live_values(
+    session: Session, column: Any, values: list[Any], conditions: list[Any]
+) -> list[Any]:
+    """Those of ``values`` that occur on a run that is not deleted: one statement, one
+    indexed probe per value (asked only when some run is deleted)."""
+    if not values:
+        return []
+    probes = [
+        select(sql_cast(literal(v), String).label("v")).where(
+            exists().where(column == v, *conditions)
+        )
+        for v in values
+    ]
+    return list(session.scalars(union_all(*probes)))
 
 
 def distinct_values(session: Session, column: Any) -> list[Any]:
