@@ -3,12 +3,8 @@ server driven by the system Chromium through Playwright. Tiny models only; no ne
 
 from __future__ import annotations
 
-import os
 import shutil
 import socket
-import subprocess
-import sys
-import time
 import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -103,49 +99,22 @@ def _healthy(url: str) -> bool:
 @pytest.fixture(scope="session")
 def streamlit_server(_offline: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """``streamlit run app.py`` on a free loopback port with tiny models and a temporary
-    database; its base URL. Its log is kept in artifacts/streamlit-server.log."""
+    database; its base URL. Started as ``bench pages`` starts it (one way to start the server);
+    its log is kept in artifacts/streamlit-server.log."""
+    from qwen_dash.bench.pages import streamlit_server as start_server
+
     tmp = tmp_path_factory.mktemp("ui-server")
-    port = _free_port()
-    env = {
-        **os.environ,
-        "QWEN_DASH_SOURCE": "tiny",
-        "QWEN_DASH_DB_URL": f"sqlite:///{tmp / 'server.sqlite3'}",
-        "HF_HUB_OFFLINE": "1",
-        "PYTHONUNBUFFERED": "1",
-    }
-    env.pop("QWEN_DASH_MODELS", None)
-    env.pop("QWEN_DASH_COMPARE", None)
     log_path = ROOT / "artifacts" / "streamlit-server.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    cmd = [
-        str(Path(sys.executable).parent / "streamlit"),
-        "run", str(APP),
-        "--server.port", str(port),
-        "--server.address", "127.0.0.1",
-        "--server.headless", "true",
-        "--browser.gatherUsageStats", "false",
-    ]  # fmt: skip
-    with open(log_path, "w") as log:
-        proc = subprocess.Popen(
-            cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-        )
-    url = f"http://127.0.0.1:{port}"
+    server = start_server(f"sqlite:///{tmp / 'server.sqlite3'}", log_path)
     try:
-        deadline = time.monotonic() + SERVER_START_S
-        while not _healthy(url):
-            if proc.poll() is not None:
-                pytest.fail(f"streamlit run exited with {proc.returncode}; see {log_path}")
-            if time.monotonic() > deadline:
-                pytest.fail(f"streamlit run did not answer in {SERVER_START_S} s; see {log_path}")
-            time.sleep(0.3)
+        url = server.__enter__()
+    except RuntimeError as exc:
+        pytest.fail(f"{exc}; see {log_path}", pytrace=False)
+    try:
         yield url
     finally:
-        os.killpg(proc.pid, 15)  # the server and the model workers it started
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, 9)
-            proc.wait()
+        server.__exit__(None, None, None)
 
 
 @pytest.fixture(scope="session")

@@ -24,6 +24,19 @@ BATTLE_WINNERS = ("a", "b", TIE, BOTH_BAD)
 # The same four, as FastChat's clean battles spell them.
 TO_FASTCHAT = {"a": "model_a", "b": "model_b", TIE: "tie", BOTH_BAD: "tie (bothbad)"}
 FROM_FASTCHAT = {v: k for k, v in TO_FASTCHAT.items()}
+# A battle as it is exported and imported: FastChat's clean-battle record, plus our run id and
+# voter. The store writes it, quality/battles.py parses it: one list for both.
+BATTLE_RECORD_FIELDS = (
+    "model_a",
+    "model_b",
+    "winner",
+    "tstamp",
+    "anony",
+    "question_id",
+    "turn",
+    "run_id",
+    "voter",
+)
 # Weights that produce random text: votes on their answers rate noise.
 RANDOM_SOURCES = frozenset({"twin", "tiny"})
 # Where a vote row came from.

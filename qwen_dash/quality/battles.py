@@ -18,20 +18,10 @@ from typing import Any, Literal
 
 import pandas as pd
 
-from qwen_dash.core.arena import record_key
+from qwen_dash.core.arena import BATTLE_RECORD_FIELDS, TO_FASTCHAT, record_key
 
-WINNERS = ("model_a", "model_b", "tie", "tie (bothbad)")
-FIELDS = (
-    "model_a",
-    "model_b",
-    "winner",
-    "tstamp",
-    "anony",
-    "question_id",
-    "turn",
-    "run_id",
-    "voter",
-)
+WINNERS = tuple(TO_FASTCHAT.values())  # model_a, model_b, tie, tie (bothbad)
+FIELDS = BATTLE_RECORD_FIELDS
 REQUIRED = ("model_a", "model_b", "winner", "tstamp", "anony", "question_id", "turn")
 
 

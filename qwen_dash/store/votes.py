@@ -19,6 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased, selectinload
 
 from qwen_dash.core.arena import (
+    BATTLE_RECORD_FIELDS,
     FROM_FASTCHAT,
     RANDOM_SOURCES,
     TO_FASTCHAT,
@@ -33,17 +34,7 @@ from qwen_dash.store.runs import utcnow
 from qwen_dash.store.schema import Generation, Run, Vote, VoteBattle, VoteChange
 
 # The exported record's fields, in order (FastChat's clean battle plus our run id and voter).
-RECORD_FIELDS = (
-    "model_a",
-    "model_b",
-    "winner",
-    "tstamp",
-    "anony",
-    "question_id",
-    "turn",
-    "run_id",
-    "voter",
-)
+RECORD_FIELDS = BATTLE_RECORD_FIELDS
 # What ``battles()`` returns per battle, column by column.
 BATTLE_COLUMNS = (
     "model_a",
